@@ -1,0 +1,33 @@
+"""Runtime settings: one pydantic-settings object read from ``SETTLEGUARD_*`` env vars.
+
+Built once in ``main()`` and passed down; nothing reads the environment elsewhere, so
+tests construct ``Settings(...)`` directly with the values they need.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where settleguard connects, which topics it uses and where it keeps local state."""
+
+    model_config = SettingsConfigDict(env_prefix="SETTLEGUARD_", extra="ignore")
+
+    app_id: str = Field("settleguard", description="Faust app id = Kafka consumer group")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the review queue")
+
+    orders_topic: str = "settleguard.orders"
+    settlements_topic: str = "settleguard.settlements"
+    dead_letter_topic: str = "settleguard.dead-letter"
+    alerts_topic: str = "settleguard.alerts"
+    topic_partitions: int = Field(4, ge=1, description="partitions of the topics we create")
+
+    web_host: str = Field("127.0.0.1", description="address the worker's web server binds")
+    web_port: int = Field(6066, ge=1, le=65535)
+    data_dir: Path = Field(Path("var/worker"), description="worker's local table store")
+    log_level: str = "info"
