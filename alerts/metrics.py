@@ -1,0 +1,51 @@
+"""Every Prometheus metric settleguard exports, defined in one place.
+
+Each ``Metrics`` owns the registry it was given, so tests build a fresh
+``CollectorRegistry()`` and read values with ``get_sample_value``. Label values come from
+small fixed sets (event kinds, rejection reasons), never from ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+from models.decode import REASONS
+
+EVENT_KINDS = ("order", "settlement")
+
+
+class Metrics:
+    """The project's counters, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_in = Counter(
+            "settleguard_events_in_total",
+            "Events decoded from the input topics or replay file, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "settleguard_dead_letters_total",
+            "Bad input sent to the dead letter, by rejection reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for kind in EVENT_KINDS:
+            self.events_in.labels(kind)
+        for reason in REASONS:
+            self.dead_letters.labels(reason)
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        """Current counter values as plain dicts, for summaries and tests."""
+        return {
+            "events_in": {
+                k: self._value("settleguard_events_in_total", kind=k) for k in EVENT_KINDS
+            },
+            "dead_letters": {
+                r: self._value("settleguard_dead_letters_total", reason=r) for r in REASONS
+            },
+        }
+
+    def _value(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0

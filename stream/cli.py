@@ -1,0 +1,138 @@
+"""The ``settleguard`` command line. Settings are read once here and passed down."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from config.settings import Settings
+from stream.intake import DeadLetter
+from stream.simulator.cli import simulate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """settleguard: real-time anomaly detection for after-sales settlement review.
+
+    Settings come from SETTLEGUARD_* environment variables (see README, "Configuration").
+    """
+
+
+@cli.command()
+@click.pass_obj
+def worker(settings: Settings) -> None:
+    """Run a stream worker: consume the order and settlement topics (creating them when
+    missing), send bad input to the dead-letter topic, serve /healthz and /metrics.
+
+    Start more workers with the same SETTLEGUARD_APP_ID to share the partitions.
+    """
+    import faust  # imported here: the other commands do not need Faust's start-up cost
+
+    from stream.app import create_app
+    from stream.topics import ensure_topics
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        created = loop.run_until_complete(ensure_topics(settings))
+    except Exception as exc:  # any connection failure: say what to check, exit non-zero
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc!r}); start it with "
+            "`scripts/services.sh start kafka` or set SETTLEGUARD_KAFKA_BOOTSTRAP"
+        ) from exc
+    if created:
+        click.echo(f"created topics: {', '.join(created)}", err=True)
+    app = create_app(settings)
+    faust.Worker(app, loglevel=settings.log_level, loop=loop).execute_from_commandline()
+
+
+@cli.group()
+def topics() -> None:
+    """Manage the Kafka topics settleguard uses."""
+
+
+@topics.command("create")
+@click.pass_obj
+def topics_create(settings: Settings) -> None:
+    """Create every topic the worker needs (idempotent)."""
+    from stream.topics import ensure_topics, topic_names
+
+    created = asyncio.run(ensure_topics(settings))
+    for name in topic_names(settings):
+        click.echo(f"{name}: {'created' if name in created else 'exists'}")
+
+
+@cli.command()
+@click.argument("events", type=click.Path(allow_dash=True, dir_okay=False))
+@click.option(
+    "--alerts",
+    "alerts_path",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write every alert here (JSON Lines).",
+)
+@click.option(
+    "--dead-letter",
+    "dead_letter_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write bad lines here with their reason.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rule file to use instead of the default configuration.",
+)
+@click.option("--live/--quiet", default=False, help="Print findings as they happen.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+def replay(
+    events: str,
+    alerts_path: Path,
+    dead_letter_path: Path | None,
+    config_path: Path | None,
+    live: bool,
+    progress: bool | None,
+) -> None:
+    """Run the detection pipeline over EVENTS (JSON Lines, `-` for stdin) with no Kafka or
+    Redis, starting with no history; deterministic."""
+    from stream.replay import replay_files
+
+    def show(line: int, dead: DeadLetter) -> None:
+        click.echo(f"line {line}: dead letter, {dead.rejection}", err=True)
+
+    summary = replay_files(
+        events,
+        alerts_path,
+        dead_letter_path,
+        on_dead_letter=show if live else None,
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
+    bad = {reason: int(n) for reason, n in summary.dead_letters.items() if n}
+    click.echo(
+        f"replayed {summary.lines} lines: "
+        f"{int(summary.events_in['order'])} order events, "
+        f"{int(summary.events_in['settlement'])} settlement events, "
+        f"{sum(bad.values())} dead letters {bad or ''}, {summary.alerts} alerts",
+        err=True,
+    )
+
+
+cli.add_command(simulate)
+
+
+def main() -> None:
+    """Console entry point: build the settings once, then dispatch."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        click.echo(f"settleguard: bad SETTLEGUARD_* setting:\n{exc}", err=True)
+        sys.exit(2)
+    cli(obj=settings)
