@@ -4,6 +4,7 @@ to run settleguard commands as subprocesses the way an operator would."""
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -30,9 +31,10 @@ def start_service(name: str) -> dict[str, str]:
     ).stdout
     env = {}
     for line in printed.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        if key.startswith("SETTLEGUARD_"):
-            env[key] = value.strip("'\"")
+        words = shlex.split(line)  # the script quotes values for `eval`
+        if len(words) == 2 and words[0] == "export":
+            key, _, value = words[1].partition("=")
+            env[key] = value
     return env
 
 
