@@ -49,6 +49,7 @@ Commands:
   start [SERVICE...]   start services (default: all); a running one is left as it is
   stop [SERVICE...]    stop services (default: all); a stopped one is left as it is
   status [SERVICE...]  show each service; exit 0 only when all named ones answer
+  install [SERVICE...] fetch the Kafka jars / install the Debian packages, start nothing
   env                  print export lines for eval: SETTLEGUARD_KAFKA_BOOTSTRAP,
                        SETTLEGUARD_REDIS_URL, SETTLEGUARD_PROMETHEUS_URL
   kafka-run CLASS ARG...  run a Kafka tool class with the downloaded jars, e.g.
@@ -701,6 +702,15 @@ expand() {
   mapfile -t SERVICES < <(printf '%s\n' "${SERVICES[@]}" | awk '!seen[$0]++')
 }
 
+install_one() {  # install SERVICE without starting it: jars or Debian package
+  case $1 in
+    kafka) kafka_fetch_jars ;;
+    redis) apt_install redis-server redis-server ;;
+    prometheus) apt_install prometheus prometheus ;;
+  esac
+  say "$1: installed"
+}
+
 main() {
   local cmd=${1:-} svc rc=0 i
   [[ -n $cmd ]] || {
@@ -723,7 +733,7 @@ main() {
       kafka_tool "$@"
       return
       ;;
-    start | stop | status) ;;
+    start | stop | status | install) ;;
     *)
       usage >&2
       die "unknown command '$cmd'"
@@ -732,6 +742,7 @@ main() {
   expand "$@"
   mkdir -p "$SERVICES_DIR"
   case $cmd in
+    install) for svc in "${SERVICES[@]}"; do install_one "$svc"; done ;;
     start) for svc in "${SERVICES[@]}"; do start_one "$svc"; done ;;
     stop)  # stop in reverse order: the scraper and the broker before what they use
       for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_one "${SERVICES[i]}"; done
