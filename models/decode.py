@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -83,137 +84,171 @@ def _fail(reason: str, field: str, value: Any, expected: str) -> _Bad:
     return _Bad(Rejection(reason, detail, field, _preview(value)))
 
 
-def _required(obj: dict[str, Any], key: str, path: str) -> Any:
-    try:
-        return obj[key]
-    except KeyError:
-        raise _Bad(
-            Rejection("missing_field", f"required field {path}{key!r} is missing", path + key)
-        ) from None
+_MISSING: Any = object()
+"""Stands for an absent field, so that JSON null and absence can be told apart."""
 
 
-def _get(obj: dict[str, Any], key: str, path: str, optional: bool) -> Any:
-    """The field's value; a missing optional field reads as None."""
-    return obj.get(key) if optional else _required(obj, key, path)
+def _explain(value: Any, field: str, expected: str) -> _Bad:
+    """The precise rejection for a value that failed a fast check."""
+    if value is _MISSING:
+        return _Bad(Rejection("missing_field", f"required field {field!r} is missing", field))
+    if expected == "a non-empty string" and type(value) is str:
+        return _fail("invalid_value", field, value, expected)
+    return _fail("wrong_type", field, value, expected)
 
 
-def _string(obj: dict[str, Any], key: str, path: str = "", optional: bool = False) -> Any:
-    value = _get(obj, key, path, optional)
-    if value is None and optional:
+def _string(value: Any, field: str) -> str:
+    if type(value) is str and value:
+        return value
+    raise _explain(value, field, "a non-empty string")
+
+
+def _optional_string(value: Any, field: str) -> str | None:
+    if value is _MISSING or value is None:
         return None
-    if type(value) is not str:
-        raise _fail("wrong_type", path + key, value, "a string")
-    if not value:
-        raise _fail("invalid_value", path + key, value, "a non-empty string")
-    return value
+    return _string(value, field)
 
 
-def _number(obj: dict[str, Any], key: str, path: str = "", optional: bool = False) -> Any:
-    value = _get(obj, key, path, optional)
-    if value is None and optional:
-        return None
+def _number(value: Any, field: str) -> float:
     kind = type(value)
     if kind is not float and kind is not int:
-        raise _fail("wrong_type", path + key, value, "a number")
+        raise _explain(value, field, "a number")
     if value < 0 or not math.isfinite(value):
-        raise _fail("invalid_value", path + key, value, "a finite number >= 0")
+        raise _fail("invalid_value", field, value, "a finite number >= 0")
     return float(value)
 
 
-def _integer(
-    obj: dict[str, Any],
-    key: str,
-    low: int,
-    high: int | None,
-    path: str = "",
-    optional: bool = False,
-) -> Any:
-    value = _get(obj, key, path, optional)
-    if value is None and optional:
-        return None
+def _integer(value: Any, field: str, low: int, high: int | None = None) -> int:
     if type(value) is not int:
-        raise _fail("wrong_type", path + key, value, "an integer")
+        raise _explain(value, field, "an integer")
     if value < low or (high is not None and value > high):
         bounds = f"an integer >= {low}" if high is None else f"an integer {low}..{high}"
-        raise _fail("invalid_value", path + key, value, bounds)
+        raise _fail("invalid_value", field, value, bounds)
     return value
 
 
-def _list(obj: dict[str, Any], key: str, path: str = "", optional: bool = False) -> Any:
-    value = _get(obj, key, path, optional)
-    if value is None and optional:
-        return None
-    if type(value) is not list:
-        raise _fail("wrong_type", path + key, value, "a list")
-    return value
+def _list(value: Any, field: str) -> list[Any]:
+    if type(value) is list:
+        return value
+    raise _explain(value, field, "a list")
 
 
-def _object(value: Any, path: str) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise _fail("wrong_type", path, value, "an object")
-    return value
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if type(value) is dict:
+        return value
+    raise _explain(value, field, "an object")
 
 
-def _timestamp(obj: dict[str, Any]) -> tuple[str, float]:
-    text = _required(obj, "event_time", "")
+@lru_cache(maxsize=4096)
+def _midnight(day: str, offset: str) -> float:
+    """Epoch seconds of local midnight of ``day`` at UTC ``offset`` (cached: few distinct).
+    Raises ValueError unless ``day`` is YYYY-MM-DD and ``offset`` is +HH:MM or -HH:MM."""
+    if _RFC3339.fullmatch(f"{day}T00:00:00{offset}") is None:
+        raise ValueError(day + offset)
+    return datetime.fromisoformat(f"{day}T00:00:00{offset}").timestamp()
+
+
+def _timestamp(text: Any) -> float:
+    """Epoch seconds of an RFC 3339 time with offset.
+
+    The usual layout (``2026-07-01T09:30:00+08:00``) is read field by field with the
+    calendar part cached; anything else goes through the full pattern and ``fromisoformat``
+    (the pattern comes first because ``fromisoformat`` also takes ISO forms RFC 3339 does
+    not allow).
+    """
     if type(text) is not str:
-        raise _fail("wrong_type", "event_time", text, "an RFC 3339 string")
+        raise _explain(text, "event_time", "an RFC 3339 string")
+    if (
+        len(text) == 25
+        and text[10] in "Tt"
+        and text[13] == ":"
+        and text[16] == ":"
+        and text[19] in "+-"
+        and (clock := text[11:13] + text[14:16] + text[17:19]).isdigit()
+        and clock.isascii()
+    ):
+        hours, minutes, seconds = int(clock[:2]), int(clock[2:4]), int(clock[4:])
+        if hours < 24 and minutes < 60 and seconds < 60:
+            try:
+                return _midnight(text[:10], text[19:]) + hours * 3600 + minutes * 60 + seconds
+            except ValueError:
+                pass  # not a calendar date: the full path below says so
     if _RFC3339.fullmatch(text) is None:
         raise _fail("bad_timestamp", "event_time", text, "RFC 3339 with offset")
     try:
-        moment = datetime.fromisoformat(text.upper())
+        return datetime.fromisoformat(text.upper()).timestamp()
     except ValueError:
         raise _fail("bad_timestamp", "event_time", text, "a real calendar time") from None
-    return text, moment.timestamp()
 
 
 def _amount(value: float, field: str) -> float:
-    if abs(value * 100.0 - round(value * 100.0)) > 1e-6 * max(1.0, value):
+    cents = value * 100.0
+    if abs(cents - round(cents)) > 1e-6 * max(1.0, value):
         raise _fail("invalid_value", field, value, "CNY with at most 2 decimals")
     return value
 
 
 def _part(raw: Any, index: int) -> PartIssued:
-    path = f"parts_issued[{index}]."
-    part = _object(raw, path[:-1])
-    return PartIssued(_string(part, "part_code", path), _integer(part, "quantity", 1, None, path))
+    path = f"parts_issued[{index}]"
+    part = _object(raw, path)
+    return PartIssued(
+        _string(part.get("part_code", _MISSING), path + ".part_code"),
+        _integer(part.get("quantity", _MISSING), path + ".quantity", 1),
+    )
 
 
-def _order(obj: dict[str, Any], head: dict[str, Any]) -> OrderEvent:
-    status = _string(obj, "status")
+def _order(obj: dict[str, Any], head: tuple[str, str, float, str, str | None]) -> OrderEvent:
+    get = obj.get
+    status = get("status", _MISSING)
     if status not in ORDER_STATUSES:
-        raise _fail("invalid_value", "status", status, f"one of {', '.join(ORDER_STATUSES)}")
-    raw_parts = _list(obj, "parts_issued", optional=True)
-    parts = None if raw_parts is None else tuple(_part(raw, i) for i, raw in enumerate(raw_parts))
-    return OrderEvent(
-        **head,
-        order_id=_string(obj, "order_id"),
-        status=status,
-        service_type=_string(obj, "service_type"),
-        product_category=_string(obj, "product_category"),
-        engineer_id=_string(obj, "engineer_id", optional=True),
-        parts_issued=parts,
-        customer_rating=_integer(obj, "customer_rating", 1, 5, optional=True),
+        raise (
+            _explain(status, "status", "a string")
+            if type(status) is not str
+            else _fail("invalid_value", "status", status, f"one of {', '.join(ORDER_STATUSES)}")
+        )
+    raw_parts = get("parts_issued")
+    parts = None
+    if raw_parts is not None:
+        parts = tuple(_part(raw, i) for i, raw in enumerate(_list(raw_parts, "parts_issued")))
+    rating = get("customer_rating")
+    return OrderEvent(  # positional: measurably faster than keywords on this hot path
+        *head,
+        _string(get("order_id", _MISSING), "order_id"),
+        status,
+        _string(get("service_type", _MISSING), "service_type"),
+        _string(get("product_category", _MISSING), "product_category"),
+        _optional_string(get("engineer_id", _MISSING), "engineer_id"),
+        parts,
+        None if rating is None else _integer(rating, "customer_rating", 1, 5),
     )
 
 
 def _item(raw: Any, index: int) -> SettlementItem:
-    path = f"items[{index}]."
-    item = _object(raw, path[:-1])
-    code = _string(item, "code", path)
+    path = f"items[{index}]"
+    item = _object(raw, path)
+    get = item.get
+    code = get("code", _MISSING)
     if code not in ITEM_CODES:
-        raise _fail("invalid_value", path + "code", code, f"one of {', '.join(ITEM_CODES)}")
+        raise (
+            _explain(code, path + ".code", "a string")
+            if type(code) is not str
+            else _fail("invalid_value", path + ".code", code, f"one of {', '.join(ITEM_CODES)}")
+        )
+    quantity = get("quantity")
     return SettlementItem(
-        code=code,
-        amount=_amount(_number(item, "amount", path), path + "amount"),
-        part_code=_string(item, "part_code", path, optional=True),
-        quantity=_integer(item, "quantity", 1, None, path, optional=True),
+        code,
+        _amount(_number(get("amount", _MISSING), path + ".amount"), path + ".amount"),
+        _optional_string(get("part_code", _MISSING), path + ".part_code"),
+        None if quantity is None else _integer(quantity, path + ".quantity", 1),
     )
 
 
-def _settlement(obj: dict[str, Any], head: dict[str, Any]) -> SettlementEvent:
-    amount = _amount(_number(obj, "amount"), "amount")
-    items = tuple(_item(raw, i) for i, raw in enumerate(_list(obj, "items")))
+def _settlement(
+    obj: dict[str, Any], head: tuple[str, str, float, str, str | None]
+) -> SettlementEvent:
+    get = obj.get
+    amount = _amount(_number(get("amount", _MISSING), "amount"), "amount")
+    items = tuple(_item(raw, i) for i, raw in enumerate(_list(get("items", _MISSING), "items")))
     total = sum(item.amount for item in items)
     if abs(total - amount) > ITEMS_SUM_TOLERANCE + 1e-9:
         raise _Bad(
@@ -224,35 +259,203 @@ def _settlement(obj: dict[str, Any], head: dict[str, Any]) -> SettlementEvent:
                 _preview(round(total, 2)),
             )
         )
-    return SettlementEvent(
-        **head,
-        settlement_id=_string(obj, "settlement_id"),
-        order_id=_string(obj, "order_id"),
-        service_type=_string(obj, "service_type"),
-        product_category=_string(obj, "product_category"),
-        amount=amount,
-        items=items,
-        currency=_string(obj, "currency", optional=True) or "CNY",
-        travel_km=_number(obj, "travel_km", optional=True),
+    travel_km = get("travel_km")
+    return SettlementEvent(  # positional, as in _order
+        *head,
+        _string(get("settlement_id", _MISSING), "settlement_id"),
+        _string(get("order_id", _MISSING), "order_id"),
+        _string(get("service_type", _MISSING), "service_type"),
+        _string(get("product_category", _MISSING), "product_category"),
+        amount,
+        items,
+        _optional_string(get("currency", _MISSING), "currency") or "CNY",
+        None if travel_km is None else _number(travel_km, "travel_km"),
     )
 
 
 def _event(obj: dict[str, Any]) -> Event:
-    kind = _required(obj, "kind", "")
+    get = obj.get
+    kind = get("kind", _MISSING)
     if kind != "order" and kind != "settlement":
+        if kind is _MISSING:
+            raise _explain(kind, "kind", "")
         raise _fail("invalid_value", "kind", kind, '"order" or "settlement"')
-    event_id = _string(obj, "event_id")
+    event_id = _string(get("event_id", _MISSING), "event_id")
     if len(event_id) > MAX_EVENT_ID_CHARS:
         raise _fail("invalid_value", "event_id", event_id, "1..128 characters")
-    event_time, ts = _timestamp(obj)
-    head = {
-        "event_id": event_id,
-        "event_time": event_time,
-        "ts": ts,
-        "outlet_id": _string(obj, "outlet_id"),
-        "region": _string(obj, "region", optional=True),
-    }
+    event_time = get("event_time", _MISSING)
+    head = (
+        event_id,
+        event_time,
+        _timestamp(event_time),
+        _string(get("outlet_id", _MISSING), "outlet_id"),
+        _optional_string(get("region", _MISSING), "region"),
+    )
     return _order(obj, head) if kind == "order" else _settlement(obj, head)
+
+
+def _usual_timestamp(text: Any) -> float | None:
+    """Epoch seconds of a time in the usual layout ``2026-07-01T09:30:00+08:00``, or None
+    for anything else (then ``_timestamp`` decides). The date-hour-offset part is cached."""
+    if type(text) is not str or len(text) != 25 or text[13] != ":" or text[16] != ":":
+        return None
+    minutes, seconds = text[14:16], text[17:19]
+    if not (minutes.isdigit() and seconds.isdigit() and minutes < "60" and seconds < "60"):
+        return None
+    hour = _hour_start(text[:13] + text[19:])
+    if hour is None:
+        return None
+    return hour + int(minutes) * 60 + int(seconds)
+
+
+@lru_cache(maxsize=16384)
+def _hour_start(key: str) -> float | None:
+    """Epoch seconds of ``YYYY-MM-DDTHH±HH:MM``'s hour, or None when it is not one."""
+    text = f"{key[:13]}:00:00{key[13:]}"
+    if _RFC3339.fullmatch(text) is None or not text.isascii():
+        return None
+    try:
+        return datetime.fromisoformat(text.upper()).timestamp()
+    except ValueError:
+        return None
+
+
+def _usual_items(raw_items: Any) -> tuple[SettlementItem, ...] | None:
+    if type(raw_items) is not list:
+        return None
+    items = []
+    for raw in raw_items:
+        if type(raw) is not dict:
+            return None
+        get = raw.get
+        code, amount, part_code, quantity = (
+            get("code"),
+            get("amount"),
+            get("part_code"),
+            get("quantity"),
+        )
+        if not (
+            code in ITEM_CODES
+            and (type(amount) is float or type(amount) is int)
+            and 0 <= amount < 1e12
+            and abs(amount * 100.0 - round(amount * 100.0)) <= 1e-6 * max(1.0, amount)
+            and (part_code is None or (type(part_code) is str and part_code))
+            and (quantity is None or (type(quantity) is int and quantity >= 1))
+        ):
+            return None
+        items.append(SettlementItem(code, float(amount), part_code, quantity))
+    return tuple(items)
+
+
+def _usual_event(obj: dict[str, Any]) -> Event | None:
+    """The happy path, every check inline: the event when ``obj`` is plainly valid, None
+    when anything is unusual — then the field-by-field path decides and says why.
+    tests/test_decode.py checks that both paths accept exactly the same inputs."""
+    get = obj.get
+    kind, event_id, outlet_id, region = (
+        get("kind"),
+        get("event_id"),
+        get("outlet_id"),
+        get("region"),
+    )
+    service_type, category = get("service_type"), get("product_category")
+    order_id = get("order_id")
+    if not (
+        type(event_id) is str
+        and 0 < len(event_id) <= MAX_EVENT_ID_CHARS
+        and type(outlet_id) is str
+        and outlet_id
+        and (region is None or (type(region) is str and region))
+        and type(service_type) is str
+        and service_type
+        and type(category) is str
+        and category
+        and type(order_id) is str
+        and order_id
+    ):
+        return None
+    text = get("event_time")
+    ts = _usual_timestamp(text)
+    if ts is None:
+        return None
+    if kind == "order":
+        status, engineer, parts, rating = (
+            get("status"),
+            get("engineer_id"),
+            get("parts_issued"),
+            get("customer_rating"),
+        )
+        if not (
+            status in ORDER_STATUSES
+            and (engineer is None or (type(engineer) is str and engineer))
+            and (rating is None or (type(rating) is int and 1 <= rating <= 5))
+        ):
+            return None
+        if parts is not None:
+            if type(parts) is not list:
+                return None
+            issued = []
+            for part in parts:
+                if type(part) is not dict:
+                    return None
+                code, quantity = part.get("part_code"), part.get("quantity")
+                if not (type(code) is str and code and type(quantity) is int and quantity >= 1):
+                    return None
+                issued.append(PartIssued(code, quantity))
+            parts = tuple(issued)
+        return OrderEvent(
+            event_id,
+            text,
+            ts,
+            outlet_id,
+            region,
+            order_id,
+            status,
+            service_type,
+            category,
+            engineer,
+            parts,
+            rating,
+        )
+    if kind != "settlement":
+        return None
+    settlement_id, amount, currency, travel_km = (
+        get("settlement_id"),
+        get("amount"),
+        get("currency"),
+        get("travel_km"),
+    )
+    items = _usual_items(get("items"))
+    if not (
+        items is not None
+        and type(settlement_id) is str
+        and settlement_id
+        and (type(amount) is float or type(amount) is int)
+        and 0 <= amount < 1e12
+        and abs(amount * 100.0 - round(amount * 100.0)) <= 1e-6 * max(1.0, amount)
+        and abs(sum(item.amount for item in items) - amount) <= ITEMS_SUM_TOLERANCE + 1e-9
+        and (currency is None or (type(currency) is str and currency))
+        and (
+            travel_km is None
+            or ((type(travel_km) is float or type(travel_km) is int) and 0 <= travel_km < 1e12)
+        )
+    ):
+        return None
+    return SettlementEvent(
+        event_id,
+        text,
+        ts,
+        outlet_id,
+        region,
+        settlement_id,
+        order_id,
+        service_type,
+        category,
+        float(amount),
+        items,
+        currency or "CNY",
+        None if travel_km is None else float(travel_km),
+    )
 
 
 def _unparsable(raw: bytes) -> Rejection:
@@ -273,6 +476,9 @@ def decode(raw: bytes) -> Event | Rejection:
         return _unparsable(raw)
     if type(obj) is not dict:
         return Rejection("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    event = _usual_event(obj)
+    if event is not None:
+        return event
     try:
         return _event(obj)
     except _Bad as bad:

@@ -1,8 +1,9 @@
 """Typed input events (CONTRACT.md section 1) and their canonical JSON form.
 
-Events are frozen, slotted dataclasses: cheap to build on the hot path and safe to share
-between detectors. ``ts`` is the event time as epoch seconds, derived from ``event_time``
-(which keeps the source's text and offset so the event re-encodes byte-for-byte).
+Events are slotted dataclasses, built once per message on the hot path and never changed
+after decoding (not ``frozen``: that makes construction several times slower). ``ts`` is
+the event time as epoch seconds, derived from ``event_time``, which keeps the source's
+text and offset so the event re-encodes byte-for-byte.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ OrderStatus = Literal["created", "dispatched", "completed", "cancelled"]
 ItemCode = Literal["labor", "parts", "travel", "other"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PartIssued:
     """A part the warehouse issued for a job."""
 
@@ -25,7 +26,7 @@ class PartIssued:
     quantity: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SettlementItem:
     """One line of a settlement claim."""
 
@@ -35,7 +36,7 @@ class SettlementItem:
     quantity: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OrderEvent:
     """One status change of a job (服务工单)."""
 
@@ -55,7 +56,7 @@ class OrderEvent:
     kind = "order"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SettlementEvent:
     """An outlet's claim for payment for one order (结算单)."""
 

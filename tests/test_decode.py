@@ -394,3 +394,22 @@ def test_rejection_names_field_value_and_expectation() -> None:
     assert rejection.value == "'done'"
     assert "completed" in rejection.detail
     assert str(rejection).startswith("invalid_value at status: expected one of created")
+
+
+@given(events, st.data())
+def test_fast_path_agrees_with_the_explaining_path(event: dict[str, Any], data: Any) -> None:
+    """The inline happy path never accepts what the field-by-field path rejects, and
+    returns the same event when both accept (here on valid and on mutated events)."""
+    from models.decode import _Bad, _event, _usual_event
+
+    if data.draw(st.booleans()):
+        field = data.draw(st.sampled_from(sorted(event)))
+        event[field] = data.draw(st.one_of(WRONG_TYPES, st.none(), st.just(""), st.just(-1)))
+    fast = _usual_event(event)
+    try:
+        slow: Any = _event(event)
+    except _Bad:
+        slow = None
+    assert fast is None or fast == slow
+    if slow is not None and event["event_time"][-6] == "+" and len(event["event_time"]) == 25:
+        assert fast == slow  # the usual layout is always taken by the fast path
