@@ -374,7 +374,7 @@ def _usual_event(obj: dict[str, Any]) -> Event | None:
         and order_id
     ):
         return None
-    text: str = get("event_time")
+    text: Any = get("event_time")
     ts = _usual_timestamp(text)
     if ts is None:
         return None
