@@ -125,6 +125,51 @@ def replay(
     )
 
 
+@cli.command()
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("alerts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--patterns",
+    "patterns_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Legitimate patterns (JSON Lines); default: patterns.jsonl beside LABELS if present.",
+)
+@click.option(
+    "--min-severity",
+    type=click.Choice(["info", "low", "medium", "high", "critical"]),
+    default="low",
+    show_default=True,
+    help="Count only alerts at or above this severity (score bands use all alerts).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def evaluate(
+    events: Path,
+    labels: Path,
+    alerts: Path,
+    patterns_path: Path | None,
+    min_severity: str,
+    as_json: bool,
+) -> None:
+    """Measure ALERTS (from `replay`) against the simulator's ground truth: EVENTS and
+    LABELS as written by `simulate`. Precision, recall, delays, score bands, pattern FPs."""
+    import orjson
+
+    from stream.evaluate import evaluate as run_evaluation
+    from stream.evaluate import format_report
+
+    if patterns_path is None and (labels.parent / "patterns.jsonl").is_file():
+        patterns_path = labels.parent / "patterns.jsonl"
+    try:
+        report = run_evaluation(events, labels, alerts, patterns_path, min_severity=min_severity)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(format_report(report), nl=False)
+
+
 cli.add_command(simulate)
 
 
