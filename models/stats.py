@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+LN10 = math.log(10.0)
 CLIP_SIGMAS = 3.0
 CLIP_AFTER_WEIGHT = 4.0
 """Winsorise only once this much weight is in: before that the spread is not known yet."""
@@ -69,27 +70,98 @@ class Decayed:
         return f"Decayed(w={self.weight:.2f}, mean={self.mean:.4f}, sd={self.variance**0.5:.4f})"
 
 
-def blend(
-    own: Decayed | None, peer: Decayed | None, prior_weight: float, ts: float, half_life: float
-) -> tuple[float, float, float]:
-    """Mean, variance and effective weight of ``own`` shrunk towards ``peer``.
+Estimate = tuple[float, float, float]
+"""(mean, variance, weight) of a baseline as it stands at some event time."""
 
-    The peer baseline counts as ``prior_weight`` observations, so a new outlet is judged by
-    its peers and its own evidence takes over as it accrues. The variance includes the gap
-    between the two means: while they disagree, the blend is honestly less certain.
-    """
-    w_own = own.decayed_weight(ts, half_life) if own is not None else 0.0
-    if peer is None or peer.weight <= 0:
-        if own is None or w_own <= 0:
-            return 0.0, 0.0, 0.0
-        return own.mean, own.variance, w_own
-    w_peer = min(prior_weight, peer.weight)
-    if own is None or w_own <= 0:
-        return peer.mean, peer.variance, w_peer
-    total = w_own + w_peer
-    mean = (w_own * own.mean + w_peer * peer.mean) / total
-    gap = own.mean - peer.mean
+NOTHING: Estimate = (0.0, 0.0, 0.0)
+
+
+def estimate(stat: Decayed | None, ts: float, half_life: float) -> Estimate:
+    """``stat`` as it stands at event time ``ts`` (NOTHING when absent)."""
+    if stat is None or stat.weight <= 0:
+        return NOTHING
+    return stat.mean, stat.variance, stat.decayed_weight(ts, half_life)
+
+
+def shrink(own: Estimate, prior: Estimate, prior_weight: float) -> Estimate:
+    """``own`` shrunk towards ``prior``, which counts as at most ``prior_weight``
+    observations: a newcomer is judged by the prior and its own evidence takes over as it
+    accrues. The variance includes the gap between the two means: while they disagree,
+    the estimate is honestly less certain."""
+    own_mean, own_var, own_weight = own
+    prior_mean, prior_var, prior_weight = prior[0], prior[1], min(prior_weight, prior[2])
+    if prior_weight <= 0:
+        return own
+    if own_weight <= 0:
+        return prior_mean, prior_var, prior_weight
+    total = own_weight + prior_weight
+    gap = own_mean - prior_mean
+    mean = (own_weight * own_mean + prior_weight * prior_mean) / total
     variance = (
-        w_own * own.variance + w_peer * peer.variance + w_own * w_peer / total * gap * gap
+        own_weight * own_var
+        + prior_weight * prior_var
+        + own_weight * prior_weight / total * gap * gap
     ) / total
     return mean, variance, total
+
+
+class Tail:
+    """How often a detector's statistic exceeds ``START`` on normal traffic and by how much:
+    an exponential tail fitted online and decayed in event time. It turns a statistic into
+    a probability calibrated on this data rather than on an assumed law, so a heavy-tailed
+    feature earns no more alarms than a tight one. Starts from a prior (5% beyond START,
+    0.5 beyond it on average) so the first scores are neither wild nor mute."""
+
+    __slots__ = ("excess", "over", "total", "ts")
+
+    START = 2.0
+    PRIOR_TOTAL = 200.0
+    PRIOR_OVER = 10.0
+    PRIOR_EXCESS = 5.0
+
+    def __init__(
+        self,
+        total: float = PRIOR_TOTAL,
+        over: float = PRIOR_OVER,
+        excess: float = PRIOR_EXCESS,
+        ts: float = 0.0,
+    ) -> None:
+        self.total = total
+        self.over = over
+        self.excess = excess
+        self.ts = ts
+
+    def learn(self, value: float, ts: float, half_life: float) -> None:
+        """Count ``value`` (a statistic of a claim judged normal) at event time ``ts``."""
+        if ts > self.ts:
+            if self.ts:
+                # Decay towards the prior, not towards nothing: a quiet spell forgets old
+                # evidence without making the tail overconfident.
+                decay = 2.0 ** (-(ts - self.ts) / half_life)
+                self.total = self.PRIOR_TOTAL + (self.total - self.PRIOR_TOTAL) * decay
+                self.over = self.PRIOR_OVER + (self.over - self.PRIOR_OVER) * decay
+                self.excess = self.PRIOR_EXCESS + (self.excess - self.PRIOR_EXCESS) * decay
+            self.ts = ts
+        self.total += 1.0
+        if value > self.START:
+            self.over += 1.0
+            self.excess += value - self.START
+
+    def surprise(self, value: float) -> float:
+        """-log10 of the probability of a statistic at least ``value`` on normal traffic."""
+        if value <= self.START:
+            return 0.0
+        mean_excess = self.excess / self.over
+        return -math.log10(self.over / self.total) + (value - self.START) / mean_excess / LN10
+
+    def z_for(self, surprise: float) -> float:
+        """The statistic at which ``surprise`` is reached (inverse of ``surprise``)."""
+        base = -math.log10(self.over / self.total)
+        return self.START + max(0.0, surprise - base) * LN10 * self.excess / self.over
+
+    def to_list(self) -> list[float]:
+        return [self.total, self.over, self.excess, self.ts]
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> Tail:
+        return cls(*values)

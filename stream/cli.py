@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -85,42 +86,73 @@ def topics_create(settings: Settings) -> None:
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Rule file to use instead of the default configuration.",
+    help="Rule file (YAML) instead of the default rules.",
 )
-@click.option("--live/--quiet", default=False, help="Print findings as they happen.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="Partitions to reproduce (default: SETTLEGUARD_TOPIC_PARTITIONS).",
+)
+@click.option(
+    "--live/--quiet",
+    default=False,
+    help="Print alerts (severity >= low) and dead letters as they happen.",
+)
 @click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
+@click.pass_obj
 def replay(
+    settings: Settings,
     events: str,
     alerts_path: Path,
     dead_letter_path: Path | None,
     config_path: Path | None,
+    partitions: int | None,
     live: bool,
     progress: bool | None,
 ) -> None:
     """Run the detection pipeline over EVENTS (JSON Lines, `-` for stdin) with no Kafka or
-    Redis, starting with no history; deterministic."""
+    Redis, starting with no history; deterministic. Exit 0 when the file was processed."""
+    from config.rules import RulesError, load_rules
     from stream.replay import replay_files
 
-    def show(line: int, dead: DeadLetter) -> None:
+    try:
+        rules = load_rules(config_path)
+    except RulesError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    def show_alert(alert: dict[str, Any]) -> None:
+        if alert["severity"] != "info":
+            reason = alert["reasons"][0]["message"]
+            click.echo(
+                f"{alert['event_time']}  {alert['severity']:8s} {alert['score']:5.1f}  "
+                f"{alert['kind']:22s} {alert['outlet_id']}  {alert['settlement_id'] or '-'}  "
+                f"{reason}"
+            )
+
+    def show_dead_letter(line: int, dead: DeadLetter) -> None:
         click.echo(f"line {line}: dead letter, {dead.rejection}", err=True)
 
     summary = replay_files(
         events,
         alerts_path,
         dead_letter_path,
-        on_dead_letter=show if live else None,
+        rules,
+        partitions or settings.topic_partitions,
+        on_alert=show_alert if live else None,
+        on_dead_letter=show_dead_letter if live else None,
         progress=sys.stderr.isatty() if progress is None else progress,
     )
     bad = {reason: int(n) for reason, n in summary.dead_letters.items() if n}
     click.echo(
-        f"replayed {summary.lines} lines: "
-        f"{int(summary.events_in['order'])} order events, "
-        f"{int(summary.events_in['settlement'])} settlement events, "
-        f"{sum(bad.values())} dead letters {bad or ''}, {summary.alerts} alerts",
+        f"replayed {summary.lines} lines: {int(summary.events_in['order'])} order events, "
+        f"{int(summary.events_in['settlement'])} settlement events, {summary.redeliveries} "
+        f"re-deliveries dropped, {sum(bad.values())} dead letters {bad or ''}; "
+        f"{summary.alerts} alerts {summary.alerts_by_severity} -> {alerts_path}",
         err=True,
     )
 

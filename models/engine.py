@@ -1,0 +1,292 @@
+"""The detection engine: one event in, findings out, state updated — the code replay and
+the stream worker share. It owns the order of operations that keeps the detectors honest:
+
+1. drop re-deliveries (same ``event_id`` already in the order's record);
+2. advance the partition's event-time watermark and run the grace checks it has passed;
+3. order events: update the order's lifecycle; judge quick completions for bursts;
+4. settlements: take the claim apart, judge it against baselines, run every detector,
+   and learn from it only if nothing was flagged (a flagged claim never moves a baseline);
+5. fuse: one finding per cause and settlement (a forest finding on a claim already
+   explained by an amount finding adds nothing), drop what scores below ``info``;
+6. now and then: expire old orders, retrain the partition's forest.
+
+State lives behind ``Stores`` so replay can keep live objects in dicts and the worker can
+keep bytes in Faust tables. Nothing here reads a clock: time is event time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Protocol
+
+import orjson
+
+from config.rules import Rules
+from models import baselines
+from models.decode import decode
+from models.detectors.amount import AmountDetector
+from models.detectors.base import DAY, Context
+from models.detectors.crosscheck import CrossCheckDetector
+from models.detectors.forest import ForestDetector, ForestModel, offer, train_forest
+from models.detectors.frequency import FrequencyDetector
+from models.events import Event, OrderEvent, SettlementEvent, event_to_dict
+from models.features import claim_features
+from models.findings import Finding, Reason
+from models.state import OrderRecord, OutletState, PartitionState
+
+EXPIRY_SWEEP_SECONDS = DAY
+FOREST_INSTALL_LAG = 200
+"""Settlements between starting a retraining and installing its forest: time for the
+worker to train in the background, at a point that replay reproduces exactly."""
+
+
+class Stores(Protocol):
+    """Where the engine finds and keeps state (see stream/replay.py, stream/state.py)."""
+
+    def outlet(self, outlet_id: str) -> OutletState | None: ...
+    def put_outlet(self, state: OutletState) -> None: ...
+    def order(self, outlet_id: str, order_id: str) -> OrderRecord | None: ...
+    def put_order(self, outlet_id: str, order_id: str, record: OrderRecord) -> None: ...
+    def expire_orders(self, partition: int, before: float) -> int: ...
+    def partition(self, partition: int) -> PartitionState | None: ...
+    def put_partition(self, state: PartitionState) -> None: ...
+    def forest(self, partition: int) -> ForestModel | None: ...
+    def put_forest(self, partition: int, model: ForestModel) -> None: ...
+
+
+Trainer = Callable[[list[list[float]], int], ForestModel]
+"""Trains a forest from reservoir rows and a generation number."""
+
+
+class Engine:
+    """Runs every detector over one event at a time against the given stores."""
+
+    def __init__(self, rules: Rules, stores: Stores, trainer: Trainer | None = None) -> None:
+        self.rules = rules
+        self.stores = stores
+        self.amount = AmountDetector(rules)
+        self.frequency = FrequencyDetector(rules)
+        self.crosscheck = CrossCheckDetector(rules)
+        self.forest = ForestDetector(rules)
+        self.trainer: Trainer = trainer or (
+            lambda rows, generation: train_forest(rows, rules.forest, generation)
+        )
+        self.pending_forests: dict[int, ForestModel] = {}
+        self.redeliveries = 0
+
+    # ------------------------------------------------------------------ entry point
+
+    def process(self, event: Event, partition: int) -> list[Finding]:
+        """Judge ``event`` (read from ``partition``) and learn from it; return findings."""
+        part = self._partition(partition)
+        record = self.stores.order(event.outlet_id, event.order_id)
+        if record is not None and event.event_id in record.event_ids:
+            self.redeliveries += 1
+            return []
+        if record is None:
+            record = OrderRecord()
+        record.event_ids.append(event.event_id)
+        record.last_ts = max(record.last_ts, event.ts)
+        outlet = self._outlet(event)
+        ctx = Context(event, outlet, part, record, forest=self.stores.forest(partition))
+        findings = self._order(ctx) if isinstance(event, OrderEvent) else self._settlement(ctx)
+        self.stores.put_order(event.outlet_id, event.order_id, record)
+        self.stores.put_outlet(outlet)
+        findings += self._advance(part, event.ts)
+        self.stores.put_partition(part)
+        return self._fuse(findings)
+
+    # ------------------------------------------------------------------ order events
+
+    def _order(self, ctx: Context) -> list[Finding]:
+        event, record = ctx.event, ctx.record
+        assert isinstance(event, OrderEvent)
+        record.service_type = event.service_type
+        record.product_category = event.product_category
+        if event.engineer_id is not None:
+            record.engineer_id = event.engineer_id
+        if event.status == "created":
+            record.created_ts = event.ts
+        elif event.status == "completed":
+            record.completed_ts = event.ts
+            if event.parts_issued is not None:
+                issued: dict[str, int] = {}
+                for part in event.parts_issued:
+                    issued[part.part_code] = issued.get(part.part_code, 0) + part.quantity
+                record.parts_issued = issued
+        elif event.status == "cancelled":
+            record.cancelled_ts = event.ts
+        if not self.frequency.is_quick_completion(ctx):
+            return []
+        return self._burst(ctx)
+
+    def _burst(self, ctx: Context) -> list[Finding]:
+        """A quick completion: part of an ongoing flagged burst, a new burst, or usual."""
+        event = ctx.event
+        assert isinstance(event, OrderEvent) and event.engineer_id is not None
+        activity, recent = self.frequency.window(ctx)
+        ongoing = (
+            activity is not None
+            and activity.alerted_burst is not None
+            and any(job[1] != event.order_id for job in activity.recent if job[0] >= recent[0][0])
+        )
+        if ongoing and activity is not None:
+            ctx.record.burst = [activity.alerted_burst, activity.burst_surprise]
+            self.frequency.remember(ctx, usual=False)
+            return []
+        findings = self.frequency.score_one(ctx)
+        if not findings:
+            if activity is not None:
+                activity.alerted_burst = None
+            self.frequency.learn_one(ctx)
+            return []
+        burst = findings[0]
+        self.frequency.remember(ctx, usual=False)
+        activity = ctx.outlet.engineers[event.engineer_id]
+        activity.alerted_burst, activity.burst_surprise = burst.key, burst.surprise
+        ctx.record.burst = [burst.key, burst.surprise]
+        for _, order_id in activity.recent:
+            if order_id != event.order_id:
+                self._mark_burst(event.outlet_id, str(order_id), burst)
+        return findings
+
+    def _mark_burst(self, outlet_id: str, order_id: str, burst: Finding) -> None:
+        record = self.stores.order(outlet_id, order_id)
+        if record is not None:
+            record.burst = [burst.key, burst.surprise]
+            self.stores.put_order(outlet_id, order_id, record)
+
+    # ------------------------------------------------------------------ settlements
+
+    def _settlement(self, ctx: Context) -> list[Finding]:
+        event, record = ctx.event, ctx.record
+        assert isinstance(event, SettlementEvent)
+        claim = ctx.claim = claim_features(event)
+        baselines.judge(claim, ctx.outlet, ctx.partition, self.rules.baselines, event.ts)
+        findings = self.crosscheck.score_one(ctx)
+        record.settlements[event.settlement_id] = event.ts
+        if record.burst is not None:
+            findings.append(self._burst_claim(event, record.burst))
+        if self.rules.amount.enabled:
+            findings += self.amount.score_one(ctx)
+        findings += self.forest.score_one(ctx)
+        if self.crosscheck.needs_grace(ctx):
+            due = event.ts + self.rules.crosscheck.grace_hours * 3600.0
+            heapq.heappush(
+                ctx.partition.pending,
+                [due, event.outlet_id, event.order_id, orjson.dumps(event_to_dict(event)).decode()],
+            )
+        statistical = [f for f in findings if f.kind in ("amount_spike", "multivariate_outlier")]
+        if not any(f.score >= self.rules.severity.info for f in statistical):
+            baselines.learn(claim, ctx.outlet, ctx.partition, self.rules.baselines, event.ts)
+            self.amount.learn_one(ctx)
+            self.forest.learn_one(ctx)
+            self._maybe_retrain(ctx.partition)
+        return findings
+
+    def _burst_claim(self, event: SettlementEvent, burst: list[object]) -> Finding:
+        key, surprise = str(burst[0]), float(burst[1])  # type: ignore[arg-type]
+        return Finding(
+            kind="frequency_spike",
+            detector=self.frequency.name,
+            surprise=surprise,
+            outlet_id=event.outlet_id,
+            key=event.settlement_id,
+            event_time=event.event_time,
+            ts=event.ts,
+            settlement_id=event.settlement_id,
+            order_id=event.order_id,
+            settlement_ids=[event.settlement_id],
+            reasons=[
+                Reason(
+                    detector=self.frequency.name,
+                    feature="burst",
+                    value=key,
+                    message=f"claims order {event.order_id}, one of a burst of quick jobs flagged "
+                    f"earlier (engineer, first order: {key.removeprefix('burst|')})",
+                )
+            ],
+        )
+
+    # ------------------------------------------------------------------ time passing
+
+    def _advance(self, part: PartitionState, ts: float) -> list[Finding]:
+        """Move the watermark to ``ts``; run the grace checks and sweeps it has passed."""
+        if ts <= part.watermark:
+            return []
+        previous, part.watermark = part.watermark, ts
+        findings: list[Finding] = []
+        while part.pending and part.pending[0][0] <= ts:
+            _, outlet_id, order_id, raw = heapq.heappop(part.pending)
+            findings += self._after_grace(part, outlet_id, order_id, raw)
+        if previous and int(previous // EXPIRY_SWEEP_SECONDS) != int(ts // EXPIRY_SWEEP_SECONDS):
+            retention = self.rules.crosscheck.order_retention_days * DAY
+            self.stores.expire_orders(part.partition, ts - retention)
+        return findings
+
+    def _after_grace(
+        self, part: PartitionState, outlet_id: str, order_id: str, raw: str
+    ) -> list[Finding]:
+        event = decode(raw.encode())
+        assert isinstance(event, SettlementEvent), "pending checks hold settlements"
+        record = self.stores.order(outlet_id, order_id) or OrderRecord()
+        outlet = self.stores.outlet(outlet_id) or OutletState(outlet_id, event.region)
+        ctx = Context(event, outlet, part, record, claim_features(event))
+        return self.crosscheck.after_grace(ctx, part.started or event.ts)
+
+    def _maybe_retrain(self, part: PartitionState) -> None:
+        """Start a retraining every ``retrain_every`` claims; install it a little later."""
+        rules = self.rules.forest
+        if not rules.enabled:
+            return
+        if part.forest_pending_at is None:
+            due = part.forest_seen >= rules.min_training_rows and (
+                self.stores.forest(part.partition) is None
+                or part.forest_seen % rules.retrain_every == 0
+            )
+            if due:
+                part.forest_pending_at = part.forest_seen
+                self.pending_forests[part.partition] = self.trainer(
+                    [list(row) for row in part.forest_rows], part.forest_generation
+                )
+            return
+        if part.forest_seen + len(part.forest_queue) < part.forest_pending_at + FOREST_INSTALL_LAG:
+            return
+        model = self.pending_forests.pop(part.partition, None) or self.trainer(
+            [list(row) for row in part.forest_rows], part.forest_generation
+        )
+        self.stores.put_forest(part.partition, model)
+        part.forest_generation += 1
+        part.forest_pending_at = None
+        queued, part.forest_queue = part.forest_queue, []
+        for vector in queued:
+            offer(part, vector, rules)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _partition(self, partition: int) -> PartitionState:
+        part = self.stores.partition(partition)
+        if part is None:
+            part = PartitionState(partition)
+        return part
+
+    def _outlet(self, event: Event) -> OutletState:
+        outlet = self.stores.outlet(event.outlet_id)
+        if outlet is None:
+            outlet = OutletState(event.outlet_id, event.region)
+            outlet.first_ts = event.ts
+        elif event.region is not None:
+            outlet.region = event.region
+        return outlet
+
+    def _fuse(self, findings: list[Finding]) -> list[Finding]:
+        """One finding per cause and settlement, each scoring at least ``info``."""
+        info = self.rules.severity.info
+        explained = {f.settlement_id for f in findings if f.kind == "amount_spike"}
+        return [
+            f
+            for f in findings
+            if f.score >= info
+            and not (f.kind == "multivariate_outlier" and f.settlement_id in explained)
+        ]
