@@ -31,10 +31,9 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
-        for kind in EVENT_KINDS:
-            self.events_in.labels(kind)
-        for reason in REASONS:
-            self.dead_letters.labels(reason)
+        # Children bound once: ``labels()`` per event costs more than the increment.
+        self.events_in_by_kind = {kind: self.events_in.labels(kind) for kind in EVENT_KINDS}
+        self.dead_letters_by_reason = {r: self.dead_letters.labels(r) for r in REASONS}
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Current counter values as plain dicts, for summaries and tests."""

@@ -100,7 +100,7 @@ class ForestRules(_Strict):
     sample_size: int = Field(256, ge=16, le=4096)
     reservoir_size: int = Field(4096, ge=256, le=100_000)
     min_training_rows: int = Field(1000, ge=100)
-    retrain_every: int = Field(5000, ge=100, description="settlements between retrainings")
+    retrain_every: int = Field(10_000, ge=100, description="settlements between retrainings")
     seed: int = 20261204
 
 

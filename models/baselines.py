@@ -18,6 +18,8 @@ from models.stats import estimate, shrink
 DAY = 86400.0
 REGION_PRIOR_WEIGHT = 20.0
 """The all-outlets baseline counts as this many observations against a region's peers."""
+MIN_WITHIN_WEIGHT = 3.0
+"""An outlet's own level is trusted to measure scatter around it after this many claims."""
 
 
 def judge(
@@ -27,27 +29,47 @@ def judge(
     rules: BaselineRules,
     ts: float,
 ) -> None:
-    """Fill each quantity's baseline mean, spread, weight and z-score (positive = above)."""
+    """Fill each quantity's baseline mean, spread, weight and z-score (positive = above).
+
+    A normal-normal model: the outlet's true level is drawn from its peers' levels (mean
+    from region and all-outlet peers, spread = the peers' between-outlet variance) and
+    its claims scatter around that level with a within-outlet variance (its own, shrunk
+    towards what is typical within peer outlets). The prediction for the next claim is
+    the posterior level plus that scatter: a newcomer gets the peers' full spread, a
+    well-known outlet its own tight one.
+    """
     half_life = rules.half_life_days * DAY
-    floor = rules.min_log_spread
+    floor2 = rules.min_log_spread**2
     region = outlet.region or "*"
     peers = partition.peers
     for quantity in claim.quantities:
         key = quantity.key
-        peer = shrink(
+        peer_mean, peer_var, peer_weight = shrink(
             estimate(peers.get(f"{region}|{key}"), ts, half_life),
             estimate(peers.get(f"*|{key}"), ts, half_life),
             REGION_PRIOR_WEIGHT,
         )
-        mean, variance, weight = shrink(
-            estimate(outlet.stats.get(key), ts, half_life), peer, rules.peer_prior_weight
+        within = peers.get(f"*|{key}|within")
+        within_var = (
+            max(within.variance + within.mean * within.mean, floor2)
+            if within is not None and within.weight >= MIN_WITHIN_WEIGHT
+            else max(peer_var, floor2)
         )
-        if weight <= 0:
+        own_mean, own_var, own_weight = estimate(outlet.stats.get(key), ts, half_life)
+        if own_weight <= 0 and peer_weight <= 0:
             continue  # nothing known anywhere yet: no judgement
-        # Few observations: widen the spread (a t-like allowance for an uncertain mean).
-        spread = math.sqrt(max(variance, floor * floor) * (1.0 + 1.0 / weight))
-        quantity.mean, quantity.sd, quantity.weight = mean, spread, weight
-        quantity.z = (quantity.value - mean) / spread
+        scatter = max(
+            (own_weight * own_var + rules.peer_prior_weight * within_var)
+            / (own_weight + rules.peer_prior_weight),
+            floor2,
+        )
+        between = max(peer_var - within_var, floor2) if peer_weight > 0 else 1e6
+        precision = own_weight / scatter + 1.0 / between
+        level = (own_weight * own_mean / scatter + peer_mean / between) / precision
+        spread = math.sqrt(scatter + 1.0 / precision)
+        quantity.mean, quantity.sd = level, spread
+        quantity.weight = own_weight + min(peer_weight, rules.peer_prior_weight)
+        quantity.z = (quantity.value - level) / spread
 
 
 def learn(
@@ -57,12 +79,16 @@ def learn(
     rules: BaselineRules,
     ts: float,
 ) -> None:
-    """Fold a claim judged normal into the outlet's and the peers' baselines."""
+    """Fold a claim judged normal into the outlet's and the peers' baselines, and teach the
+    peers how far an established outlet's claims scatter around its own level."""
     half_life = rules.half_life_days * DAY
     floor = rules.min_log_spread
     region = outlet.region or "*"
     for quantity in claim.quantities:
         key, value = quantity.key, quantity.value
-        outlet.stat(key).update(value, ts, half_life, floor)
+        own = outlet.stat(key)
+        if own.weight >= MIN_WITHIN_WEIGHT:
+            partition.peer(f"*|{key}|within").update(value - own.mean, ts, half_life, floor)
+        own.update(value, ts, half_life, floor)
         partition.peer(f"{region}|{key}").update(value, ts, half_life, floor)
         partition.peer(f"*|{key}").update(value, ts, half_life, floor)

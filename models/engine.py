@@ -79,7 +79,7 @@ class Engine:
 
     def process(self, event: Event, partition: int) -> list[Finding]:
         """Judge ``event`` (read from ``partition``) and learn from it; return findings."""
-        part = self._partition(partition)
+        part = self._partition(partition, event.ts)
         record = self.stores.order(event.outlet_id, event.order_id)
         if record is not None and event.event_id in record.event_ids:
             self.redeliveries += 1
@@ -132,6 +132,9 @@ class Engine:
             and any(job[1] != event.order_id for job in activity.recent if job[0] >= recent[0][0])
         )
         if ongoing and activity is not None:
+            # The burst grows: its claims are judged by the strongest evidence so far.
+            surprise, _, _ = self.frequency.surprise(ctx)
+            activity.burst_surprise = max(activity.burst_surprise, surprise)
             ctx.record.burst = [activity.alerted_burst, activity.burst_surprise]
             self.frequency.remember(ctx, usual=False)
             return []
@@ -265,10 +268,12 @@ class Engine:
 
     # ------------------------------------------------------------------ helpers
 
-    def _partition(self, partition: int) -> PartitionState:
+    def _partition(self, partition: int, ts: float) -> PartitionState:
         part = self.stores.partition(partition)
         if part is None:
             part = PartitionState(partition)
+        if part.started is None:
+            part.started = ts
         return part
 
     def _outlet(self, event: Event) -> OutletState:

@@ -76,7 +76,10 @@ def claim_features(event: SettlementEvent) -> ClaimFeatures:
         uncoded,
     )
     add = claim.quantities.append
-    add(Quantity(f"{segment}|total", "total", math.log1p(event.amount), event.amount))
+    # The service charge (all but parts): parts are judged by unit price, and leaving them
+    # out keeps this baseline tight (a repair's parts vary far more than its service).
+    service = event.amount - totals["parts"]
+    add(Quantity(f"{segment}|service", "service", math.log1p(service), round(service, 2)))
     if totals["labor"] > 0:
         add(Quantity(f"{segment}|labor", "labor", math.log1p(totals["labor"]), totals["labor"]))
     if totals["other"] > 0:

@@ -118,6 +118,7 @@ class Tail:
     PRIOR_TOTAL = 200.0
     PRIOR_OVER = 10.0
     PRIOR_EXCESS = 5.0
+    EXCESS_CAP = 2.0
 
     def __init__(
         self,
@@ -145,7 +146,9 @@ class Tail:
         self.total += 1.0
         if value > self.START:
             self.over += 1.0
-            self.excess += value - self.START
+            # Capped: a few extreme values (anomalies that slipped through) must not make
+            # the tail look heavy and blunt every later judgement.
+            self.excess += min(value - self.START, self.EXCESS_CAP)
 
     def surprise(self, value: float) -> float:
         """-log10 of the probability of a statistic at least ``value`` on normal traffic."""

@@ -29,7 +29,7 @@ class Intake:
         """The typed event for ``raw``, or the dead letter to write for it."""
         result = decode(raw)
         if isinstance(result, Rejection):
-            self.metrics.dead_letters.labels(result.reason).inc()
+            self.metrics.dead_letters_by_reason[result.reason].inc()
             return DeadLetter(dead_letter_record(raw, result, origin), result)
-        self.metrics.events_in.labels(result.kind).inc()
+        self.metrics.events_in_by_kind[result.kind].inc()
         return result

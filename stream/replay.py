@@ -10,6 +10,7 @@ their ``outlet_id`` key, and state shared by outlets is kept per partition, so r
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -120,7 +121,9 @@ def replay(
     metrics = Metrics(CollectorRegistry())
     intake = Intake(metrics)
     stores = MemoryStores()
-    stores.partition_of = lambda outlet_id: partition_for(outlet_id, partitions)
+    stores.partition_of = functools.lru_cache(maxsize=1 << 20)(
+        lambda outlet_id: partition_for(outlet_id, partitions)
+    )
     engine = Engine(rules, stores)
     severities: dict[str, int] = {}
     lines = unreported = 0

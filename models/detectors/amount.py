@@ -21,7 +21,7 @@ from models.findings import Finding, Reason
 from models.stats import Tail
 
 WHAT = {
-    "total": "claim total",
+    "service": "service charge (all but parts)",
     "labor": "labour",
     "other": "other charges",
     "travel_fee": "travel fee",

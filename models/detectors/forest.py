@@ -29,7 +29,7 @@ from models.iforest import ForestScorer
 from models.state import PartitionState
 
 FEATURES = (
-    "z_total",
+    "z_service",
     "z_labor",
     "z_travel_km",
     "labor_share",
@@ -44,6 +44,8 @@ FEATURES = (
 )
 Z_CLIP = 8.0
 MODEL_FORMAT = 1
+CALIBRATION_ROWS = 1024
+"""Training rows scored to place the forest's statistic (every n-th row, deterministic)."""
 
 
 def _peer_mean(partition: PartitionState, key: str) -> float:
@@ -56,9 +58,9 @@ def feature_vector(claim: ClaimFeatures, partition: PartitionState) -> list[floa
     z = {q.family: q.z for q in claim.quantities if q.weight > 0 and q.family != "part"}
     amount = claim.amount if claim.amount > 0 else 1.0
     seg = claim.segment
-    total = next((q.value for q in claim.quantities if q.family == "total"), 0.0)
+    service = next((q.value for q in claim.quantities if q.family == "service"), 0.0)
     return [
-        max(-Z_CLIP, min(Z_CLIP, z.get("total", 0.0))),
+        max(-Z_CLIP, min(Z_CLIP, z.get("service", 0.0))),
         max(-Z_CLIP, min(Z_CLIP, z.get("labor", 0.0))),
         max(-Z_CLIP, min(Z_CLIP, z.get("travel_km", 0.0))),
         claim.labor / amount,
@@ -67,7 +69,7 @@ def feature_vector(claim: ClaimFeatures, partition: PartitionState) -> list[floa
         claim.other / amount,
         float(claim.n_items),
         float(claim.parts_quantity),
-        total - _peer_mean(partition, f"*|{seg}|total"),
+        service - _peer_mean(partition, f"*|{seg}|service"),
         (1.0 if claim.parts > 0 else 0.0) - _peer_mean(partition, f"*|{seg}|has_parts"),
         (1.0 if claim.other > 0 else 0.0) - _peer_mean(partition, f"*|{seg}|has_other"),
     ]
@@ -116,7 +118,7 @@ def train_forest(rows: list[list[float]], rules: ForestRules, generation: int) -
         random_state=(rules.seed + generation) % 2**31,
     ).fit(data)
     scorer = ForestScorer.from_sklearn(forest)
-    scores = -scorer.score_many(data)
+    scores = -scorer.score_many(data[:: max(1, len(data) // CALIBRATION_ROWS)])
     center = float(np.median(scores))
     spread = max(float(np.quantile(scores, 0.9)) - center, 1e-3)
     return ForestModel(scorer, center, spread, scorer.version)

@@ -83,19 +83,27 @@ class FrequencyDetector:
         per_second = count / (QUICK_RATE_HALF_LIFE / LN2)
         return max(self.rules.frequency.min_rate_per_window, per_second * self.window_seconds)
 
+    def surprise(self, ctx: Context) -> tuple[float, int, float]:
+        """Surprise, count and expected count of the engineer's quick jobs in the window
+        ending at this (quick) completion."""
+        event = ctx.event
+        activity, recent = self.window(ctx)
+        rate = self.expected(activity, event.ts)
+        if len(recent) < self.rules.frequency.min_burst_jobs:
+            return 0.0, len(recent), rate
+        return poisson_surprise(len(recent), rate) - WINDOWS_ALLOWANCE, len(recent), rate
+
     def score_one(self, ctx: Context) -> list[Finding]:
+        """A burst finding when the window's quick jobs reach ``low`` severity: a burst
+        only worth an info note would just add noise to every one of its claims."""
         if not self.rules.frequency.enabled or not self.is_quick_completion(ctx):
             return []
         event = ctx.event
         assert isinstance(event, OrderEvent) and event.engineer_id is not None
-        activity, recent = self.window(ctx)
-        count = len(recent)
-        if count < self.rules.frequency.min_burst_jobs:
+        surprise, count, rate = self.surprise(ctx)
+        if surprise * 10.0 < self.rules.severity.low:
             return []
-        rate = self.expected(activity, event.ts)
-        surprise = poisson_surprise(count, rate) - WINDOWS_ALLOWANCE
-        if surprise * 10.0 < self.rules.severity.info:
-            return []
+        _, recent = self.window(ctx)
         first = min(recent, key=lambda job: float(job[0]))
         minutes = self.rules.frequency.window_minutes
         return [

@@ -31,7 +31,7 @@ from stream.simulator.catalogue import (
 )
 from stream.simulator.clock import DAY, HOUR, MINUTE, Clock
 from stream.simulator.jobs import Business
-from stream.simulator.pricing import normal_items, travel_fee, unit_price
+from stream.simulator.pricing import honest_km, normal_items, travel_fee, unit_price
 from stream.simulator.records import Claim, Item, Job, item
 from stream.simulator.world import Outlet, World
 
@@ -420,7 +420,7 @@ class Injector:
                     exists=False,
                 )
             )
-            km = round(outlet.km_median * math.exp(self.py.gauss(0.0, outlet.km_sigma)), 1)
+            km = honest_km(outlet, self.py)
             items, travel_km = normal_items(outlet, seg, max(km, 0.1), [], self.py)
             claim = self.biz.add_claim(Claim(job=ghost, time=t, items=items, travel_km=travel_km))
             self._record("unmatched_settlement", [claim], [ghost], "never_existed")
@@ -442,7 +442,7 @@ class Injector:
                 cancelled_at = job.cancelled or 0
                 room = min(3 * DAY, self.clock.end - 1 - cancelled_at)
                 t = cancelled_at + self.py.randint(2 * HOUR, max(2 * HOUR, room))
-                km = round(outlet.km_median * math.exp(self.py.gauss(0.0, outlet.km_sigma)), 1)
+                km = honest_km(outlet, self.py)
                 items, travel_km = normal_items(outlet, job.seg, max(km, 0.1), [], self.py)
                 claim = self.biz.add_claim(Claim(job=job, time=t, items=items, travel_km=travel_km))
                 self._record("unmatched_settlement", [claim], [job], "cancelled")
@@ -490,7 +490,7 @@ class Injector:
                         engineer=engineer,
                     )
                 )
-                km = round(outlet.km_median * math.exp(self.py.gauss(0.0, outlet.km_sigma)), 1)
+                km = honest_km(outlet, self.py)
                 items, travel_km = normal_items(outlet, seg, max(km, 0.1), [], self.py)
                 t = min(completed + self.py.randint(20 * MINUTE, 3 * HOUR), self.clock.end - 1)
                 claims.append(

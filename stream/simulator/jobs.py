@@ -21,7 +21,7 @@ from stream.simulator.config import SimulationConfig
 from stream.simulator.patterns import PatternPlan
 from stream.simulator.pricing import draw_parts, normal_items
 from stream.simulator.records import Claim, Job
-from stream.simulator.world import World
+from stream.simulator.world import SERVICE_RADIUS, World
 
 _COMPLETION_DAY_P = np.array([0.40, 0.33, 0.14, 0.07, 0.04, 0.02])
 _RATINGS = np.array([5, 4, 3, 2, 1])
@@ -129,7 +129,10 @@ def generate_normal(
             too_soon = completed < dispatched + 40 * MINUTE
             completed = np.where(too_soon, completed + DAY, completed)
         engineer_u = rng.random(n)
-        km = np.maximum(0.1, np.round(rng.lognormal(np.log(km_median[o_arr]), km_sigma[o_arr]), 1))
+        # An outlet serves a bounded area: distances spread around its median and stop at
+        # its edge (SERVICE_RADIUS x the median).
+        spread = rng.lognormal(0.0, km_sigma[o_arr])
+        km = np.maximum(0.1, np.round(km_median[o_arr] * np.minimum(spread, SERVICE_RADIUS), 1))
         rated = rng.random(n) < 0.6
         rating = rng.choice(_RATINGS, size=n, p=_RATING_P)
         late = rng.random(n) < config.late_completed_rate

@@ -8,11 +8,12 @@ an anomaly differs from normal in exactly the way its label says.
 
 from __future__ import annotations
 
+import math
 import random
 
 from stream.simulator.catalogue import AC, INSTALL, PART_PRICE, segment, segment_parts
 from stream.simulator.records import Item, item
-from stream.simulator.world import Outlet
+from stream.simulator.world import SERVICE_RADIUS, Outlet
 
 _N_PARTS = (1, 2, 3)
 _N_PARTS_W = (0.78, 0.18, 0.04)
@@ -78,3 +79,9 @@ def normal_items(
 def other_amount(outlet: Outlet, py: random.Random) -> float:
     """A typical "other" line (high-altitude work, disposal) for this outlet."""
     return float(max(5, round(outlet.other_level * py.uniform(0.6, 1.6) / 5.0) * 5))
+
+
+def honest_km(outlet: Outlet, py: random.Random) -> float:
+    """A distance inside the outlet's area: around its median, stopping at its edge."""
+    spread = min(math.exp(py.gauss(0.0, outlet.km_sigma)), SERVICE_RADIUS)
+    return round(outlet.km_median * spread, 1)

@@ -39,6 +39,10 @@ REGION_NAMES: tuple[str, ...] = (
 FloatArray = npt.NDArray[np.float64]
 
 
+SERVICE_RADIUS = 2.5
+"""How far beyond its median distance an outlet's service area reaches."""
+
+
 @dataclass(frozen=True, slots=True)
 class Region:
     """A sales region with its labour price level."""
@@ -115,7 +119,7 @@ def build_world(rng: np.random.Generator, n_outlets: int, volume_median: float) 
     seg_noise = np.clip(rng.lognormal(0.0, 0.03, size=(n_outlets, N_SEGMENTS)), 0.95, 1.05)
     markup = np.clip(rng.lognormal(0.0, 0.05, size=n_outlets), 0.9, 1.12)
     km_median = np.clip(rng.lognormal(np.log(6.0), 0.55, size=n_outlets), 1.5, 40.0)
-    km_sigma = rng.uniform(0.35, 0.6, size=n_outlets)
+    km_sigma = rng.uniform(0.2, 0.35, size=n_outlets)
     claims_travel = rng.random(n_outlets) < 0.8
     rate = np.round(rng.uniform(1.2, 3.0, size=n_outlets), 1)
     free_km = rng.choice(np.array([0.0, 3.0, 5.0, 10.0]), size=n_outlets, p=[0.4, 0.2, 0.25, 0.15])
