@@ -18,6 +18,9 @@ from models.stats import estimate, shrink
 DAY = 86400.0
 REGION_PRIOR_WEIGHT = 20.0
 """The all-outlets baseline counts as this many observations against a region's peers."""
+PRIOR_SPREAD = 0.5
+"""Spread (log scale, about x1.65) assumed for a quantity nobody has seen much of yet."""
+PRIOR_SPREAD_WEIGHT = 3.0
 MIN_WITHIN_WEIGHT = 3.0
 """An outlet's own level is trusted to measure scatter around it after this many claims."""
 
@@ -48,6 +51,12 @@ def judge(
             estimate(peers.get(f"{region}|{key}"), ts, half_life),
             estimate(peers.get(f"*|{key}"), ts, half_life),
             REGION_PRIOR_WEIGHT,
+        )
+        # Before peers have much evidence, their spread is unknown rather than zero: a
+        # weak prior (PRIOR_SPREAD, worth PRIOR_SPREAD_WEIGHT claims) keeps early
+        # judgements modest.
+        peer_var = (peer_weight * peer_var + PRIOR_SPREAD_WEIGHT * PRIOR_SPREAD**2) / (
+            peer_weight + PRIOR_SPREAD_WEIGHT
         )
         within = peers.get(f"*|{key}|within")
         within_var = (
