@@ -106,30 +106,32 @@ def shrink(own: Estimate, prior: Estimate, prior_weight: float) -> Estimate:
 
 
 class Tail:
-    """How often a detector's statistic exceeds ``START`` on normal traffic and by how much:
-    an exponential tail fitted online and decayed in event time. It turns a statistic into
-    a probability calibrated on this data rather than on an assumed law, so a heavy-tailed
-    feature earns no more alarms than a tight one. Starts from a prior (5% beyond START,
-    0.5 beyond it on average) so the first scores are neither wild nor mute."""
+    """How often a detector's statistic exceeds two levels on normal traffic, and by how
+    much: a two-piece exponential tail (beyond ``START`` and beyond ``SECOND``) fitted
+    online and decayed in event time. It turns a statistic into a probability calibrated
+    on this data rather than on an assumed law: a heavy-tailed feature earns no more alarms
+    than a tight one, and a bounded one (nothing normal beyond some level) is recognised as
+    such. Starts from a prior (5% beyond START, 0.25% beyond SECOND, each exceeded by 0.5
+    on average) so the first scores are neither wild nor mute."""
 
-    __slots__ = ("excess", "over", "total", "ts")
+    __slots__ = ("excess", "excess2", "over", "over2", "total", "ts")
 
     START = 2.0
-    PRIOR_TOTAL = 200.0
-    PRIOR_OVER = 10.0
-    PRIOR_EXCESS = 5.0
+    SECOND = 3.5
+    PRIOR = (200.0, 10.0, 5.0, 0.5, 0.25)  # total, over, excess, over2, excess2
     EXCESS_CAP = 2.0
 
     def __init__(
         self,
-        total: float = PRIOR_TOTAL,
-        over: float = PRIOR_OVER,
-        excess: float = PRIOR_EXCESS,
+        total: float = PRIOR[0],
+        over: float = PRIOR[1],
+        excess: float = PRIOR[2],
+        over2: float = PRIOR[3],
+        excess2: float = PRIOR[4],
         ts: float = 0.0,
     ) -> None:
-        self.total = total
-        self.over = over
-        self.excess = excess
+        self.total, self.over, self.excess = total, over, excess
+        self.over2, self.excess2 = over2, excess2
         self.ts = ts
 
     def learn(self, value: float, ts: float, half_life: float) -> None:
@@ -139,31 +141,43 @@ class Tail:
                 # Decay towards the prior, not towards nothing: a quiet spell forgets old
                 # evidence without making the tail overconfident.
                 decay = 2.0 ** (-(ts - self.ts) / half_life)
-                self.total = self.PRIOR_TOTAL + (self.total - self.PRIOR_TOTAL) * decay
-                self.over = self.PRIOR_OVER + (self.over - self.PRIOR_OVER) * decay
-                self.excess = self.PRIOR_EXCESS + (self.excess - self.PRIOR_EXCESS) * decay
+                counts = (self.total, self.over, self.excess, self.over2, self.excess2)
+                self.total, self.over, self.excess, self.over2, self.excess2 = (
+                    prior + (count - prior) * decay
+                    for prior, count in zip(self.PRIOR, counts, strict=True)
+                )
             self.ts = ts
         self.total += 1.0
+        # Excesses are capped: a few extreme values (anomalies that slipped through) must
+        # not make the tail look heavy and blunt every later judgement.
         if value > self.START:
             self.over += 1.0
-            # Capped: a few extreme values (anomalies that slipped through) must not make
-            # the tail look heavy and blunt every later judgement.
             self.excess += min(value - self.START, self.EXCESS_CAP)
+        if value > self.SECOND:
+            self.over2 += 1.0
+            self.excess2 += min(value - self.SECOND, self.EXCESS_CAP)
 
     def surprise(self, value: float) -> float:
         """-log10 of the probability of a statistic at least ``value`` on normal traffic."""
         if value <= self.START:
             return 0.0
-        mean_excess = self.excess / self.over
-        return -math.log10(self.over / self.total) + (value - self.START) / mean_excess / LN10
+        if value <= self.SECOND:
+            base, level, rate = self.over / self.total, self.START, self.over / self.excess
+        else:
+            base, level, rate = self.over2 / self.total, self.SECOND, self.over2 / self.excess2
+        return -math.log10(base) + (value - level) * rate / LN10
 
     def z_for(self, surprise: float) -> float:
         """The statistic at which ``surprise`` is reached (inverse of ``surprise``)."""
-        base = -math.log10(self.over / self.total)
-        return self.START + max(0.0, surprise - base) * LN10 * self.excess / self.over
+        second = self.surprise(self.SECOND)
+        if surprise <= second:
+            base, level, rate = self.over / self.total, self.START, self.over / self.excess
+        else:
+            base, level, rate = self.over2 / self.total, self.SECOND, self.over2 / self.excess2
+        return level + max(0.0, surprise + math.log10(base)) * LN10 / rate
 
     def to_list(self) -> list[float]:
-        return [self.total, self.over, self.excess, self.ts]
+        return [self.total, self.over, self.excess, self.over2, self.excess2, self.ts]
 
     @classmethod
     def from_list(cls, values: list[float]) -> Tail:
