@@ -180,13 +180,23 @@ class Engine:
                 ctx.partition.pending,
                 [due, event.outlet_id, event.order_id, orjson.dumps(event_to_dict(event)).decode()],
             )
-        statistical = [f for f in findings if f.kind in ("amount_spike", "multivariate_outlier")]
-        if not any(f.score >= self.rules.severity.info for f in statistical):
+        if not self._flagged(findings):
             baselines.learn(claim, ctx.outlet, ctx.partition, self.rules.baselines, event.ts)
             self.amount.learn_one(ctx)
             self.forest.learn_one(ctx)
             self._maybe_retrain(ctx.partition)
         return findings
+
+    def _flagged(self, findings: list[Finding]) -> bool:
+        """Whether the claim is kept out of every baseline: an amount finding of any
+        severity (an amount barely noted may still be the inflation it looks like), or a
+        multivariate one an alert would show a reviewer (``low`` and up)."""
+        severity = self.rules.severity
+        return any(
+            (f.kind == "amount_spike" and f.score >= severity.info)
+            or (f.kind == "multivariate_outlier" and f.score >= severity.low)
+            for f in findings
+        )
 
     def _burst_claim(self, event: SettlementEvent, burst: list[object]) -> Finding:
         key, surprise = str(burst[0]), float(burst[1])  # type: ignore[arg-type]

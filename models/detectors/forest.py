@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -32,12 +33,7 @@ FEATURES = (
     "z_service",
     "z_labor",
     "z_travel_km",
-    "labor_share",
-    "parts_share",
-    "travel_share",
-    "other_share",
     "items",
-    "parts_quantity",
     "price_vs_peers",
     "parts_vs_segment",
     "other_vs_segment",
@@ -45,6 +41,10 @@ FEATURES = (
 Z_CLIP = 8.0
 MODEL_FORMAT = 1
 CALIBRATION_ROWS = 1024
+RARITY_CAP = 8.0
+"""Most one z-score can add to the joint rarity (decimal digits of improbability)."""
+VIEWS_ALLOWANCE = math.log10(2.0)
+"""Two views (forest, rarity) judge each claim: a multiple-test allowance."""
 """Training rows scored to place the forest's statistic (every n-th row, deterministic)."""
 
 
@@ -56,19 +56,13 @@ def _peer_mean(partition: PartitionState, key: str) -> float:
 def feature_vector(claim: ClaimFeatures, partition: PartitionState) -> list[float]:
     """The claim as the forest sees it (after models/baselines.judge filled the z-scores)."""
     z = {q.family: q.z for q in claim.quantities if q.weight > 0 and q.family != "part"}
-    amount = claim.amount if claim.amount > 0 else 1.0
     seg = claim.segment
     service = next((q.value for q in claim.quantities if q.family == "service"), 0.0)
     return [
         max(-Z_CLIP, min(Z_CLIP, z.get("service", 0.0))),
         max(-Z_CLIP, min(Z_CLIP, z.get("labor", 0.0))),
         max(-Z_CLIP, min(Z_CLIP, z.get("travel_km", 0.0))),
-        claim.labor / amount,
-        claim.parts / amount,
-        claim.travel / amount,
-        claim.other / amount,
         float(claim.n_items),
-        float(claim.parts_quantity),
         service - _peer_mean(partition, f"*|{seg}|service"),
         (1.0 if claim.parts > 0 else 0.0) - _peer_mean(partition, f"*|{seg}|has_parts"),
         (1.0 if claim.other > 0 else 0.0) - _peer_mean(partition, f"*|{seg}|has_other"),
@@ -146,31 +140,67 @@ def offer(partition: PartitionState, vector: list[float], rules: ForestRules) ->
         partition.forest_rows[slot] = vector
 
 
+def rarity(vector: list[float], claim: ClaimFeatures, partition: PartitionState) -> float:
+    """Joint rarity of the claim's shape: the sum, over its features, of how improbable each
+    is on its own (two-sided normal tail of each z-score, capped; presence of parts and of
+    "other" lines against how often the segment has them). A sum over features that are
+    not independent overstates, which is why it is calibrated by a learned tail like every
+    other statistic. It catches what an isolation forest cannot: a claim beyond the range
+    of the training data in some direction (the forest isolates it no sooner than the
+    most extreme normal claim)."""
+    total = 0.0
+    for z in vector[:3]:
+        total += min(RARITY_CAP, max(0.0, -math.log10(math.erfc(abs(z) / math.sqrt(2.0)))))
+    seg = claim.segment
+    for name, present in (("has_parts", claim.parts > 0), ("has_other", claim.other > 0)):
+        rate = min(max(_peer_mean(partition, f"*|{seg}|{name}"), 0.001), 0.999)
+        total += -math.log10(rate if present else 1.0 - rate)
+    return total
+
+
 class ForestDetector:
-    """Multivariate outliers among an outlet's claims, by isolation forest."""
+    """Multivariate outliers among an outlet's claims: isolation forest and joint rarity."""
 
     name: ClassVar[str] = "forest"
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
 
+    def statistics(self, ctx: Context) -> list[tuple[str, float]]:
+        """(tail family, statistic) of each multivariate view of the claim."""
+        claim, model = ctx.claim, ctx.forest
+        assert claim is not None
+        vector = feature_vector(claim, ctx.partition)
+        views = [("forest.rarity", rarity(vector, claim, ctx.partition))]
+        if model is not None:
+            views.append(("forest", model.statistic(vector)))
+        return views
+
     def score_one(self, ctx: Context) -> list[Finding]:
-        event, claim, model = ctx.event, ctx.claim, ctx.forest
-        if model is None or claim is None or not self.rules.forest.enabled:
+        event, claim = ctx.event, ctx.claim
+        if claim is None or not self.rules.forest.enabled:
             return []
         assert isinstance(event, SettlementEvent)
-        vector = feature_vector(claim, ctx.partition)
-        statistic = model.statistic(vector)
-        tail = ctx.partition.tails.get("forest")
-        if tail is None or statistic <= tail.START:
+        judged = []
+        for family, statistic in self.statistics(ctx):
+            tail = ctx.partition.tails.get(family)
+            if tail is not None and statistic > tail.START:
+                judged.append((tail.surprise(statistic) - VIEWS_ALLOWANCE, family, statistic))
+        if not judged:
             return []
-        surprise = tail.surprise(statistic)
+        surprise, family, statistic = max(judged)
         if surprise * 10.0 < self.rules.severity.info:
             return []
+        vector = feature_vector(claim, ctx.partition)
         shown = ", ".join(
             f"{name} {value:+.2f}"
             for name, value in zip(FEATURES, vector, strict=True)
             if abs(value) >= 0.5
+        )
+        how = (
+            f"isolation forest {ctx.forest.version}"
+            if family == "forest" and ctx.forest is not None
+            else "joint rarity of its features"
         )
         return [
             Finding(
@@ -184,18 +214,23 @@ class ForestDetector:
                 settlement_id=event.settlement_id,
                 order_id=event.order_id,
                 settlement_ids=[event.settlement_id],
-                model_version=model.version,
+                model_version=ctx.forest.version if ctx.forest is not None else "none",
                 reasons=[
                     Reason(
                         detector=self.name,
-                        feature="isolation_score",
+                        feature="isolation_score" if family == "forest" else "joint_rarity",
                         value=round(statistic, 2),
                         expected=0.0,
-                        threshold=round(tail.z_for(self.rules.severity.low / 10.0), 2),
+                        threshold=round(
+                            ctx.partition.tails[family].z_for(
+                                self.rules.severity.low / 10.0 + VIEWS_ALLOWANCE
+                            ),
+                            2,
+                        ),
                         message=(
                             f"unusual combination for a {claim.segment.replace('|', ' ')} "
-                            f"claim (isolation forest {model.version}, {statistic:.1f} spreads "
-                            f"above normal): {shown}"
+                            f"claim ({how}: {statistic:.1f} against 0 for a typical claim): "
+                            f"{shown}"
                         ),
                     )
                 ],
@@ -203,29 +238,20 @@ class ForestDetector:
         ]
 
     def learn_one(self, ctx: Context) -> None:
-        """Offer the claim to the reservoir; teach the tail how normal claims score."""
+        """Offer the claim to the reservoir; teach the tails how normal claims score."""
         claim = ctx.claim
         if claim is None:
             return
         partition = ctx.partition
-        vector = feature_vector(claim, partition)
-        partition.forest_seen += 1
-        slot = reservoir_slot(
-            self.rules.forest.seed, partition.forest_seen, self.rules.forest.reservoir_size
-        )
-        if slot is not None:
-            if slot == len(partition.forest_rows):
-                partition.forest_rows.append(vector)
-            else:
-                partition.forest_rows[slot] = vector
-        if ctx.forest is not None:
-            half_life = self.rules.baselines.half_life_days * DAY
-            partition.tail("forest").learn(ctx.forest.statistic(vector), ctx.event.ts, half_life)
-        seg = claim.segment
         half_life = self.rules.baselines.half_life_days * DAY
-        partition.peer(f"*|{seg}|has_parts").update(
-            1.0 if claim.parts > 0 else 0.0, ctx.event.ts, half_life
-        )
-        partition.peer(f"*|{seg}|has_other").update(
-            1.0 if claim.other > 0 else 0.0, ctx.event.ts, half_life
-        )
+        for family, statistic in self.statistics(ctx):
+            partition.tail(family).learn(statistic, ctx.event.ts, half_life)
+        vector = feature_vector(claim, partition)
+        if partition.forest_pending_at is None:
+            offer(partition, vector, self.rules.forest)
+        else:  # a retraining reads the reservoir: hold new rows until it is installed
+            partition.forest_queue.append(vector)
+        # floor 1.0: a 0/1 rate must not be winsorised towards its mean
+        for name, present in (("has_parts", claim.parts > 0), ("has_other", claim.other > 0)):
+            stat = partition.peer(f"*|{claim.segment}|{name}")
+            stat.update(float(present), ctx.event.ts, half_life, 1.0)
