@@ -62,8 +62,17 @@ Trainer = Callable[[list[list[float]], int], ForestModel]
 class Engine:
     """Runs every detector over one event at a time against the given stores."""
 
-    def __init__(self, rules: Rules, stores: Stores, trainer: Trainer | None = None) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        stores: Stores,
+        trainer: Trainer | None = None,
+        initial_forest: ForestModel | None = None,
+    ) -> None:
+        """``initial_forest`` (from ``settleguard train``) serves every partition until the
+        partition has retrained its own."""
         self.rules = rules
+        self.initial_forest = initial_forest
         self.stores = stores
         self.amount = AmountDetector(rules)
         self.frequency = FrequencyDetector(rules)
@@ -89,7 +98,7 @@ class Engine:
         record.event_ids.append(event.event_id)
         record.last_ts = max(record.last_ts, event.ts)
         outlet = self._outlet(event)
-        ctx = Context(event, outlet, part, record, forest=self.stores.forest(partition))
+        ctx = Context(event, outlet, part, record, forest=self._forest(partition))
         findings = self._order(ctx) if isinstance(event, OrderEvent) else self._settlement(ctx)
         self.stores.put_order(event.outlet_id, event.order_id, record)
         self.stores.put_outlet(outlet)
@@ -255,8 +264,7 @@ class Engine:
             return
         if part.forest_pending_at is None:
             due = part.forest_seen >= rules.min_training_rows and (
-                self.stores.forest(part.partition) is None
-                or part.forest_seen % rules.retrain_every == 0
+                self._forest(part.partition) is None or part.forest_seen % rules.retrain_every == 0
             )
             if due:
                 part.forest_pending_at = part.forest_seen
@@ -285,6 +293,9 @@ class Engine:
         if part.started is None:
             part.started = ts
         return part
+
+    def _forest(self, partition: int) -> ForestModel | None:
+        return self.stores.forest(partition) or self.initial_forest
 
     def _outlet(self, event: Event) -> OutletState:
         outlet = self.stores.outlet(event.outlet_id)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
+from config.rules import Rules, RulesError, load_rules
 from config.settings import Settings
 from stream.intake import DeadLetter
 from stream.simulator.cli import simulate
+
+if TYPE_CHECKING:
+    from models.detectors.forest import ForestModel
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,6 +99,12 @@ def topics_create(settings: Settings) -> None:
     help="Partitions to reproduce (default: SETTLEGUARD_TOPIC_PARTITIONS).",
 )
 @click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Forest from `settleguard train` to start scoring with.",
+)
+@click.option(
     "--live/--quiet",
     default=False,
     help="Print alerts (severity >= low) and dead letters as they happen.",
@@ -112,18 +122,16 @@ def replay(
     dead_letter_path: Path | None,
     config_path: Path | None,
     partitions: int | None,
+    model_path: Path | None,
     live: bool,
     progress: bool | None,
 ) -> None:
     """Run the detection pipeline over EVENTS (JSON Lines, `-` for stdin) with no Kafka or
     Redis, starting with no history; deterministic. Exit 0 when the file was processed."""
-    from config.rules import RulesError, load_rules
     from stream.replay import replay_files
 
-    try:
-        rules = load_rules(config_path)
-    except RulesError as exc:
-        raise click.ClickException(str(exc)) from exc
+    rules = _rules(config_path)
+    model = _model(model_path)
 
     def show_alert(alert: dict[str, Any]) -> None:
         if alert["severity"] != "info":
@@ -146,6 +154,7 @@ def replay(
         on_alert=show_alert if live else None,
         on_dead_letter=show_dead_letter if live else None,
         progress=sys.stderr.isatty() if progress is None else progress,
+        initial_forest=model,
     )
     bad = {reason: int(n) for reason, n in summary.dead_letters.items() if n}
     click.echo(
@@ -200,6 +209,78 @@ def evaluate(
         click.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(format_report(report), nl=False)
+
+
+def _rules(path: Path | None) -> Rules:
+    """The rule set in ``path`` (default rules when None), or a clear CLI error."""
+    try:
+        return load_rules(path)
+    except RulesError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _model(path: Path | None) -> ForestModel | None:
+    """The forest saved by `settleguard train` at ``path``, or a clear CLI error."""
+    if path is None:
+        return None
+    from models.detectors.forest import ForestModel
+
+    try:
+        return ForestModel.from_bytes(path.read_bytes())
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+
+
+@cli.command()
+@click.argument("history", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Where to write the trained model.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rule file (YAML) instead of the default rules.",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="Partitions to reproduce (default: SETTLEGUARD_TOPIC_PARTITIONS).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+@click.pass_obj
+def train(
+    settings: Settings,
+    history: Path,
+    out_path: Path,
+    config_path: Path | None,
+    partitions: int | None,
+    progress: bool | None,
+) -> None:
+    """Train the isolation forest offline on HISTORY (events, JSON Lines) and save it to
+    --out; start `replay` or the worker with it (--model) to score from the first claim."""
+    from stream.train import train_offline
+
+    try:
+        model, rows = train_offline(
+            history,
+            _rules(config_path),
+            partitions or settings.topic_partitions,
+            progress=sys.stderr.isatty() if progress is None else progress,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    out_path.write_bytes(model.to_bytes())
+    click.echo(f"trained {model.version} on {rows} normal claims -> {out_path}", err=True)
 
 
 cli.add_command(simulate)

@@ -116,15 +116,18 @@ def replay(
     on_dead_letter: Callable[[int, DeadLetter], None] | None = None,
     progress: bool = False,
     total_bytes: int | None = None,
+    initial_forest: ForestModel | None = None,
+    stores: MemoryStores | None = None,
 ) -> ReplaySummary:
-    """Run every line of ``events`` through intake and the engine; return what was seen."""
+    """Run every line of ``events`` through intake and the engine; return what was seen
+    (pass ``stores`` to inspect the state afterwards)."""
     metrics = Metrics(CollectorRegistry())
     intake = Intake(metrics)
-    stores = MemoryStores()
+    stores = stores if stores is not None else MemoryStores()
     stores.partition_of = functools.lru_cache(maxsize=1 << 20)(
         lambda outlet_id: partition_for(outlet_id, partitions)
     )
-    engine = Engine(rules, stores)
+    engine = Engine(rules, stores, initial_forest=initial_forest)
     severities: dict[str, int] = {}
     lines = unreported = 0
     bar = tqdm(
@@ -173,6 +176,7 @@ def replay_files(
     on_alert: Callable[[dict[str, Any]], None] | None = None,
     on_dead_letter: Callable[[int, DeadLetter], None] | None = None,
     progress: bool = False,
+    initial_forest: ForestModel | None = None,
 ) -> ReplaySummary:
     """``replay`` over named files; ``-`` reads the events from standard input."""
     with ExitStack() as files:
@@ -194,4 +198,5 @@ def replay_files(
             on_dead_letter,
             progress,
             total,
+            initial_forest,
         )
