@@ -23,6 +23,8 @@ demo: setup  ## simulate a stream and run it through the pipeline (no Kafka or R
 	$(BIN)/settleguard simulate --outlets 60 --days 21 --seed 7 --malformed 0.0005 --out $(DEMO_DIR)
 	$(BIN)/settleguard replay $(DEMO_DIR)/events.jsonl --alerts $(DEMO_DIR)/alerts.jsonl \
 		--dead-letter $(DEMO_DIR)/dead-letter.jsonl --live
+	$(BIN)/settleguard evaluate $(DEMO_DIR)/events.jsonl $(DEMO_DIR)/labels.jsonl \
+		$(DEMO_DIR)/alerts.jsonl
 
 test: setup lint pytest  ## lint, type-check, start the local services, run every test
 
