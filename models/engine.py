@@ -307,12 +307,28 @@ class Engine:
         return outlet
 
     def _fuse(self, findings: list[Finding]) -> list[Finding]:
-        """One finding per cause and settlement, each scoring at least ``info``."""
+        """One finding per cause and settlement, each scoring at least ``info``.
+
+        An amount spike and a multivariate outlier on one claim are one cause seen two
+        ways (an inflated line makes the claim's shape odd too): the stronger is kept and
+        the other's reasons are added to it.
+        """
         info = self.rules.severity.info
-        explained = {f.settlement_id for f in findings if f.kind == "amount_spike"}
-        return [
-            f
-            for f in findings
-            if f.score >= info
-            and not (f.kind == "multivariate_outlier" and f.settlement_id in explained)
-        ]
+        out: list[Finding] = []
+        statistical: dict[str | None, int] = {}  # settlement -> index in out
+        for finding in findings:
+            if finding.score < info:
+                continue
+            if finding.kind not in ("amount_spike", "multivariate_outlier"):
+                out.append(finding)
+                continue
+            index = statistical.get(finding.settlement_id)
+            if index is None:
+                statistical[finding.settlement_id] = len(out)
+                out.append(finding)
+                continue
+            other = out[index]
+            strong, weak = (finding, other) if finding.score > other.score else (other, finding)
+            strong.reasons = strong.reasons + weak.reasons
+            out[index] = strong
+        return out

@@ -76,9 +76,10 @@ def claim_features(event: SettlementEvent) -> ClaimFeatures:
         uncoded,
     )
     add = claim.quantities.append
-    # The service charge (all but parts): parts are judged by unit price, and leaving them
-    # out keeps this baseline tight (a repair's parts vary far more than its service).
-    service = event.amount - totals["parts"]
+    # The service charge, labour plus travel: parts are judged by unit price and "other"
+    # lines on their own; both vary far more than the service, and adding a legitimate
+    # "other" line to it made a tight baseline look inflated.
+    service = totals["labor"] + totals["travel"]
     add(Quantity(f"{segment}|service", "service", math.log1p(service), round(service, 2)))
     if totals["labor"] > 0:
         add(Quantity(f"{segment}|labor", "labor", math.log1p(totals["labor"]), totals["labor"]))

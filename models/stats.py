@@ -14,6 +14,7 @@ import math
 
 LN10 = math.log(10.0)
 CLIP_SIGMAS = 3.0
+CLIP_SIGMAS_SQUARED = CLIP_SIGMAS * CLIP_SIGMAS
 CLIP_AFTER_WEIGHT = 4.0
 """Winsorise only once this much weight is in: before that the spread is not known yet."""
 
@@ -42,19 +43,27 @@ class Decayed:
         return self.weight * 2.0 ** (-(ts - self.ts) / half_life)
 
     def update(self, value: float, ts: float, half_life: float, floor: float = 0.0) -> None:
-        """Learn ``value`` observed at event time ``ts``; late events do not rewind time."""
+        """Learn ``value`` observed at event time ``ts``; late events do not rewind time.
+        (Written with locals and without min/max calls: it runs a few times per claim.)"""
+        weight, ss, mean = self.weight, self.ss, self.mean
         if ts > self.ts:
-            decay = 2.0 ** (-(ts - self.ts) / half_life) if self.weight else 1.0
-            self.weight *= decay
-            self.ss *= decay
+            if weight:
+                decay = 2.0 ** ((self.ts - ts) / half_life)
+                weight *= decay
+                ss *= decay
             self.ts = ts
-        if self.weight >= CLIP_AFTER_WEIGHT:
-            limit = CLIP_SIGMAS * max(math.sqrt(self.variance), floor)
-            value = min(max(value, self.mean - limit), self.mean + limit)
-        self.weight += 1.0
-        delta = value - self.mean
-        self.mean += delta / self.weight
-        self.ss += delta * (value - self.mean)
+        if weight >= CLIP_AFTER_WEIGHT:
+            variance = ss / weight
+            floor2 = floor * floor
+            limit2 = CLIP_SIGMAS_SQUARED * (variance if variance > floor2 else floor2)
+            delta = value - mean
+            if delta * delta > limit2:
+                value = mean + math.sqrt(limit2) if delta > 0 else mean - math.sqrt(limit2)
+        weight += 1.0
+        delta = value - mean
+        mean += delta / weight
+        self.ss = ss + delta * (value - mean)
+        self.mean, self.weight = mean, weight
 
     def to_list(self) -> list[float]:
         return [round(self.weight, 4), self.mean, self.ss, self.ts]

@@ -21,7 +21,7 @@ from models.findings import Finding, Reason
 from models.stats import Tail
 
 WHAT = {
-    "service": "service charge (all but parts)",
+    "service": "service charge (labour and travel)",
     "labor": "labour",
     "other": "other charges",
     "travel_fee": "travel fee",
