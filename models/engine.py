@@ -179,7 +179,11 @@ class Engine:
         findings = self.crosscheck.score_one(ctx)
         record.settlements[event.settlement_id] = event.ts
         if record.burst is not None:
-            findings.append(self._burst_claim(event, record.burst))
+            key, surprise = str(record.burst[0]), float(record.burst[1])
+            activity = ctx.outlet.engineers.get(record.engineer_id or "")
+            if activity is not None and activity.alerted_burst == key:
+                surprise = max(surprise, activity.burst_surprise)  # the burst grew since
+            findings.append(self._burst_claim(event, key, surprise))
         if self.rules.amount.enabled:
             findings += self.amount.score_one(ctx)
         findings += self.forest.score_one(ctx)
@@ -207,8 +211,7 @@ class Engine:
             for f in findings
         )
 
-    def _burst_claim(self, event: SettlementEvent, burst: list[object]) -> Finding:
-        key, surprise = str(burst[0]), float(burst[1])  # type: ignore[arg-type]
+    def _burst_claim(self, event: SettlementEvent, key: str, surprise: float) -> Finding:
         return Finding(
             kind="frequency_spike",
             detector=self.frequency.name,

@@ -84,7 +84,7 @@ def claim_features(event: SettlementEvent) -> ClaimFeatures:
     if totals["labor"] > 0:
         add(Quantity(f"{segment}|labor", "labor", math.log1p(totals["labor"]), totals["labor"]))
     if totals["other"] > 0:
-        add(Quantity(f"{segment}|other", "other", math.log1p(totals["other"]), totals["other"]))
+        add(Quantity("other", "other", math.log1p(totals["other"]), totals["other"]))
     if totals["travel"] > 0:
         add(Quantity("travel|fee", "travel_fee", math.log1p(totals["travel"]), totals["travel"]))
     if event.travel_km is not None:

@@ -66,7 +66,7 @@ class Decayed:
         self.mean, self.weight = mean, weight
 
     def to_list(self) -> list[float]:
-        return [round(self.weight, 4), self.mean, self.ss, self.ts]
+        return [self.weight, self.mean, self.ss, self.ts]
 
     @classmethod
     def from_list(cls, values: list[float]) -> Decayed:
