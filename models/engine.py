@@ -212,17 +212,11 @@ class Engine:
         )
 
     def _burst_claim(self, event: SettlementEvent, key: str, surprise: float) -> Finding:
-        return Finding(
-            kind="frequency_spike",
-            detector=self.frequency.name,
-            surprise=surprise,
-            outlet_id=event.outlet_id,
-            key=event.settlement_id,
-            event_time=event.event_time,
-            ts=event.ts,
-            settlement_id=event.settlement_id,
-            order_id=event.order_id,
-            settlement_ids=[event.settlement_id],
+        return Finding.about_claim(
+            "frequency_spike",
+            self.frequency.name,
+            surprise,
+            event,
             reasons=[
                 Reason(
                     detector=self.frequency.name,

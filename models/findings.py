@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.events import SettlementEvent
+
 MAX_SCORE = 100.0
 DETECTORS_VERSION = "detectors-1"
 """model_version of findings from the statistical and rule detectors; a forest's finding
@@ -65,3 +67,29 @@ class Finding:
     @property
     def score(self) -> float:
         return score_of(self.surprise)
+
+    @classmethod
+    def about_claim(
+        cls,
+        kind: str,
+        detector: str,
+        surprise: float,
+        event: SettlementEvent,
+        reasons: list[Reason],
+        model_version: str = DETECTORS_VERSION,
+    ) -> Finding:
+        """A finding about one settlement (the usual case: everything but a burst)."""
+        return cls(
+            kind=kind,
+            detector=detector,
+            surprise=surprise,
+            outlet_id=event.outlet_id,
+            key=event.settlement_id,
+            event_time=event.event_time,
+            ts=event.ts,
+            settlement_id=event.settlement_id,
+            order_id=event.order_id,
+            settlement_ids=[event.settlement_id],
+            reasons=reasons,
+            model_version=model_version,
+        )

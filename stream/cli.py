@@ -19,6 +19,25 @@ if TYPE_CHECKING:
     from models.detectors.forest import ForestModel
 
 
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rule file (YAML) instead of the default rules.",
+)
+partitions_option = click.option(
+    "--partitions",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="Partitions to reproduce (default: SETTLEGUARD_TOPIC_PARTITIONS).",
+)
+progress_option = click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """settleguard: real-time anomaly detection for after-sales settlement review.
@@ -86,18 +105,8 @@ def topics_create(settings: Settings) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write bad lines here with their reason.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Rule file (YAML) instead of the default rules.",
-)
-@click.option(
-    "--partitions",
-    type=click.IntRange(1, 10_000),
-    default=None,
-    help="Partitions to reproduce (default: SETTLEGUARD_TOPIC_PARTITIONS).",
-)
+@config_option
+@partitions_option
 @click.option(
     "--model",
     "model_path",
@@ -109,11 +118,7 @@ def topics_create(settings: Settings) -> None:
     default=False,
     help="Print alerts (severity >= low) and dead letters as they happen.",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar on stderr (default: when stderr is a terminal).",
-)
+@progress_option
 @click.pass_obj
 def replay(
     settings: Settings,
@@ -240,23 +245,9 @@ def _model(path: Path | None) -> ForestModel | None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Where to write the trained model.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Rule file (YAML) instead of the default rules.",
-)
-@click.option(
-    "--partitions",
-    type=click.IntRange(1, 10_000),
-    default=None,
-    help="Partitions to reproduce (default: SETTLEGUARD_TOPIC_PARTITIONS).",
-)
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar on stderr (default: when stderr is a terminal).",
-)
+@config_option
+@partitions_option
+@progress_option
 @click.pass_obj
 def train(
     settings: Settings,

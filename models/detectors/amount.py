@@ -63,18 +63,12 @@ class AmountDetector:
             return []
         judged.sort(key=lambda pair: -pair[0])
         return [
-            Finding(
-                kind="amount_spike",
-                detector=self.name,
-                surprise=judged[0][0],
-                outlet_id=event.outlet_id,
-                key=event.settlement_id,
-                event_time=event.event_time,
-                ts=event.ts,
-                settlement_id=event.settlement_id,
-                order_id=event.order_id,
-                settlement_ids=[event.settlement_id],
-                reasons=[reason for _, reason in judged],
+            Finding.about_claim(
+                "amount_spike",
+                self.name,
+                judged[0][0],
+                event,
+                [reason for _, reason in judged],
             )
         ]
 

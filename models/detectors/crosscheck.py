@@ -34,19 +34,7 @@ stream: such claims are reported at info severity only."""
 
 
 def _finding(kind: str, surprise: float, event: SettlementEvent, reasons: list[Reason]) -> Finding:
-    return Finding(
-        kind=kind,
-        detector=CrossCheckDetector.name,
-        surprise=surprise,
-        outlet_id=event.outlet_id,
-        key=event.settlement_id,
-        event_time=event.event_time,
-        ts=event.ts,
-        settlement_id=event.settlement_id,
-        order_id=event.order_id,
-        settlement_ids=[event.settlement_id],
-        reasons=reasons,
-    )
+    return Finding.about_claim(kind, CrossCheckDetector.name, surprise, event, reasons)
 
 
 class CrossCheckDetector:

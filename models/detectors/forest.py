@@ -203,17 +203,11 @@ class ForestDetector:
             else "joint rarity of its features"
         )
         return [
-            Finding(
-                kind="multivariate_outlier",
-                detector=self.name,
-                surprise=surprise,
-                outlet_id=event.outlet_id,
-                key=event.settlement_id,
-                event_time=event.event_time,
-                ts=event.ts,
-                settlement_id=event.settlement_id,
-                order_id=event.order_id,
-                settlement_ids=[event.settlement_id],
+            Finding.about_claim(
+                "multivariate_outlier",
+                self.name,
+                surprise,
+                event,
                 model_version=ctx.forest.version if ctx.forest is not None else "none",
                 reasons=[
                     Reason(
