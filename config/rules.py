@@ -146,7 +146,9 @@ def parse_rules(text: str, source: str = "<rules>") -> Rules:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise RulesError(f"{source}: expected a mapping of rule sections, got {type(data).__name__}")
+        raise RulesError(
+            f"{source}: expected a mapping of rule sections, got {type(data).__name__}"
+        )
     try:
         return Rules.model_validate(data)
     except ValidationError as exc:
