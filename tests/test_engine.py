@@ -528,3 +528,27 @@ def test_partition_for_matches_kafkas_default_partitioner(partitions: int) -> No
         )
     for key, java_hash in KAFKA_MURMUR2.items():
         assert partition_for(key, partitions) == (java_hash & 0x7FFFFFFF) % partitions
+
+
+def test_shipped_rules_file_is_the_default_rule_set() -> None:
+    """config/rules.yaml spells out exactly the defaults, so copying it changes nothing."""
+    from pathlib import Path
+
+    from config.rules import Rules, load_rules
+
+    shipped = load_rules(Path(__file__).resolve().parent.parent / "config" / "rules.yaml")
+    assert shipped == Rules()
+    assert shipped.rule_version == Rules().rule_version
+
+
+def test_bad_rule_file_names_the_key_and_value() -> None:
+    """A rule file with an unknown key or an out-of-range value fails naming both."""
+    import pytest
+
+    from config.rules import RulesError, parse_rules
+
+    with pytest.raises(RulesError) as error:
+        parse_rules("severity:\n  low: 250\nbaseline: {}\n", "r.yaml")
+    message = str(error.value)
+    assert "severity.low" in message and "250" in message
+    assert "baseline" in message and "Extra inputs are not permitted" in message
