@@ -44,6 +44,8 @@ CALIBRATION_ROWS = 1024
 RARITY_CAP = 8.0
 """Most one z-score can add to the joint rarity (decimal digits of improbability)."""
 VIEWS_ALLOWANCE = math.log10(2.0)
+PART_MIX_HALF_LIFE = 30 * DAY
+"""Memory of which parts a segment's claims use (its counts decay with this half-life)."""
 """Two views (forest, rarity) judge each claim: a multiple-test allowance."""
 """Training rows scored to place the forest's statistic (every n-th row, deterministic)."""
 
@@ -155,6 +157,15 @@ def rarity(vector: list[float], claim: ClaimFeatures, partition: PartitionState)
     for name, present in (("has_parts", claim.parts > 0), ("has_other", claim.other > 0)):
         rate = min(max(_peer_mean(partition, f"*|{seg}|{name}"), 0.001), 0.999)
         total += -math.log10(rate if present else 1.0 - rate)
+    claims = partition.peers.get(f"*|{seg}|claims")
+    if claims is not None and claim.charged_parts:
+        seen = claims.decayed_weight(claims.ts, PART_MIX_HALF_LIFE)
+        for code in claim.charged_parts:
+            used = partition.peers.get(f"*|{seg}|part|{code}")
+            with_code = used.decayed_weight(claims.ts, PART_MIX_HALF_LIFE) if used else 0.0
+            # how often claims of this segment charge this part (a repair part on a
+            # maintenance job is rare even when each amount is ordinary)
+            total += min(RARITY_CAP, -math.log10((with_code + 0.5) / (seen + 1.0)))
     return total
 
 
@@ -249,3 +260,10 @@ class ForestDetector:
         for name, present in (("has_parts", claim.parts > 0), ("has_other", claim.other > 0)):
             stat = partition.peer(f"*|{claim.segment}|{name}")
             stat.update(float(present), ctx.event.ts, half_life, 1.0)
+        # decayed counts (weights) of the segment's claims and of each part charged on them
+        ts = ctx.event.ts
+        partition.peer(f"*|{claim.segment}|claims").update(0.0, ts, PART_MIX_HALF_LIFE, 1.0)
+        for code in claim.charged_parts:
+            partition.peer(f"*|{claim.segment}|part|{code}").update(
+                0.0, ts, PART_MIX_HALF_LIFE, 1.0
+            )
