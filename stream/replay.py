@@ -39,14 +39,29 @@ def partition_for(outlet_id: str, partitions: int) -> int:
 
 
 class MemoryStores:
-    """Live state objects in dicts: replay's store (nothing to serialise or flush)."""
+    """Live state objects in dicts: replay's store (nothing to serialise or flush).
+
+    Orders are kept per partition in order of their last update (a record moves to the
+    end when written), so expiring the stale ones reads only the stale ones."""
 
     def __init__(self) -> None:
         self.outlets: dict[str, OutletState] = {}
-        self.orders: dict[tuple[str, str], OrderRecord] = {}
+        self.orders_by_partition: dict[int, dict[tuple[str, str], OrderRecord]] = {}
         self.partitions: dict[int, PartitionState] = {}
         self.forests: dict[int, ForestModel] = {}
         self.partition_of: Callable[[str], int] = lambda outlet_id: 0
+
+    def _orders(self, outlet_id: str) -> dict[tuple[str, str], OrderRecord]:
+        partition = self.partition_of(outlet_id)
+        orders = self.orders_by_partition.get(partition)
+        if orders is None:
+            orders = self.orders_by_partition[partition] = {}
+        return orders
+
+    @property
+    def orders(self) -> dict[tuple[str, str], OrderRecord]:
+        """Every order record, whatever its partition (for inspection)."""
+        return {k: v for orders in self.orders_by_partition.values() for k, v in orders.items()}
 
     def outlet(self, outlet_id: str) -> OutletState | None:
         return self.outlets.get(outlet_id)
@@ -55,19 +70,23 @@ class MemoryStores:
         self.outlets[state.outlet_id] = state
 
     def order(self, outlet_id: str, order_id: str) -> OrderRecord | None:
-        return self.orders.get((outlet_id, order_id))
+        return self._orders(outlet_id).get((outlet_id, order_id))
 
     def put_order(self, outlet_id: str, order_id: str, record: OrderRecord) -> None:
-        self.orders[(outlet_id, order_id)] = record
+        orders = self._orders(outlet_id)
+        key = (outlet_id, order_id)
+        orders.pop(key, None)
+        orders[key] = record
 
     def expire_orders(self, partition: int, before: float) -> int:
-        stale = [
-            key
-            for key, record in self.orders.items()
-            if record.last_ts < before and self.partition_of(key[0]) == partition
-        ]
+        orders = self.orders_by_partition.get(partition, {})
+        stale = []
+        for key, record in orders.items():
+            if record.last_ts >= before:
+                break  # in update order: what follows was updated later
+            stale.append(key)
         for key in stale:
-            del self.orders[key]
+            del orders[key]
         return len(stale)
 
     def partition(self, partition: int) -> PartitionState | None:

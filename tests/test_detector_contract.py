@@ -254,7 +254,10 @@ def copy_stores(stores: MemoryStores) -> MemoryStores:
     restored = MemoryStores()
     restored.partition_of = stores.partition_of
     restored.outlets = {k: OutletState.from_bytes(v.to_bytes()) for k, v in stores.outlets.items()}
-    restored.orders = {k: OrderRecord.from_bytes(v.to_bytes()) for k, v in stores.orders.items()}
+    restored.orders_by_partition = {
+        partition: {k: OrderRecord.from_bytes(v.to_bytes()) for k, v in orders.items()}
+        for partition, orders in stores.orders_by_partition.items()
+    }
     restored.partitions = {
         k: PartitionState.from_bytes(v.to_bytes()) for k, v in stores.partitions.items()
     }

@@ -176,16 +176,22 @@ class ForestDetector:
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
+        self._last: tuple[object, list[float], list[tuple[str, float]]] | None = None
 
-    def statistics(self, ctx: Context) -> list[tuple[str, float]]:
-        """(tail family, statistic) of each multivariate view of the claim."""
+    def statistics(self, ctx: Context) -> tuple[list[float], list[tuple[str, float]]]:
+        """The claim's feature vector and (tail family, statistic) of each multivariate view.
+        Remembered for the last event: ``learn_one`` follows ``score_one`` on the same
+        claim and state, and scoring the forest twice would double its cost."""
+        if self._last is not None and self._last[0] is ctx.event:
+            return self._last[1], self._last[2]
         claim, model = ctx.claim, ctx.forest
         assert claim is not None
         vector = feature_vector(claim, ctx.partition)
         views = [("forest.rarity", rarity(vector, claim, ctx.partition))]
         if model is not None:
             views.append(("forest", model.statistic(vector)))
-        return views
+        self._last = (ctx.event, vector, views)
+        return vector, views
 
     def score_one(self, ctx: Context) -> list[Finding]:
         event, claim = ctx.event, ctx.claim
@@ -193,7 +199,8 @@ class ForestDetector:
             return []
         assert isinstance(event, SettlementEvent)
         judged = []
-        for family, statistic in self.statistics(ctx):
+        vector, views = self.statistics(ctx)
+        for family, statistic in views:
             tail = ctx.partition.tails.get(family)
             if tail is not None and statistic > tail.START:
                 judged.append((tail.surprise(statistic) - VIEWS_ALLOWANCE, family, statistic))
@@ -202,7 +209,6 @@ class ForestDetector:
         surprise, family, statistic = max(judged)
         if surprise * 10.0 < self.rules.severity.info:
             return []
-        vector = feature_vector(claim, ctx.partition)
         shown = ", ".join(
             f"{name} {value:+.2f}"
             for name, value in zip(FEATURES, vector, strict=True)
@@ -249,9 +255,9 @@ class ForestDetector:
             return
         partition = ctx.partition
         half_life = self.rules.baselines.half_life_days * DAY
-        for family, statistic in self.statistics(ctx):
+        vector, views = self.statistics(ctx)
+        for family, statistic in views:
             partition.tail(family).learn(statistic, ctx.event.ts, half_life)
-        vector = feature_vector(claim, partition)
         if partition.forest_pending_at is None:
             offer(partition, vector, self.rules.forest)
         else:  # a retraining reads the reservoir: hold new rows until it is installed
