@@ -1,11 +1,12 @@
 """Amount detector: a claim, and each of its lines, against the outlet's and peers' baselines.
 
-Each quantity (total, labour, other, travel fee, travel km, each part's unit price) gets a
-z-score against its blended baseline (models/baselines.py). Only claims *above* the
+Each quantity (service charge, labour, other, travel fee, travel km, each part's unit price)
+gets a z-score against its blended baseline (models/baselines.py). Only claims *above* the
 baseline matter. The z-score becomes a surprise through the tail model of its family
-(models/stats.Tail), learned on this data, minus log10 of the number of quantities tested
-on the claim (a Bonferroni allowance). Everything above the baseline that is surprising
-goes into one ``amount_spike`` finding: one cause, several reasons.
+(models/stats.Tail), learned on this data, minus log10 of the number of tests made on the
+claim (a Bonferroni allowance; quantities that move together count as one test).
+Everything above the baseline that is surprising goes into one ``amount_spike`` finding:
+one cause, several reasons.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ WHAT = {
     "travel_km": "travel distance",
     "part": "unit price of part",
 }
+TEST_FAMILY = {
+    "service": "labour",
+    "labor": "labour",
+    "travel_km": "travel",
+    "travel_fee": "travel",
+    "other": "other",
+    "part": "parts",
+}
+"""Quantities that move together count as one test in the multiple-test allowance (the
+travel fee follows the distance; the service charge is mostly labour)."""
 REPORTABLE_SURPRISE = 2.5
 """Quantities less surprising than this are not listed among the reasons."""
 PRIOR_TAIL = Tail()
@@ -45,10 +56,10 @@ class AmountDetector:
     def score_one(self, ctx: Context) -> list[Finding]:
         event, claim = ctx.event, ctx.claim
         assert isinstance(event, SettlementEvent) and claim is not None, "settlements only"
-        tested = sum(1 for q in claim.quantities if q.weight > 0)
+        tested = {TEST_FAMILY[q.family] for q in claim.quantities if q.weight > 0}
         if not tested:
             return []
-        allowance = math.log10(tested)
+        allowance = math.log10(len(tested))
         low = self.rules.severity.low / 10.0
         judged = []
         for quantity in claim.quantities:
