@@ -135,12 +135,8 @@ class Engine:
         event = ctx.event
         assert isinstance(event, OrderEvent) and event.engineer_id is not None
         activity, recent = self.frequency.window(ctx)
-        ongoing = (
-            activity is not None
-            and activity.alerted_burst is not None
-            and any(job[1] != event.order_id for job in activity.recent if job[0] >= recent[0][0])
-        )
-        if ongoing and activity is not None:
+        # ongoing: a burst was flagged and other quick jobs of it are still in the window
+        if activity is not None and activity.alerted_burst is not None and len(recent) > 1:
             # The burst grows: its claims are judged by the strongest evidence so far.
             surprise, _, _ = self.frequency.surprise(ctx)
             activity.burst_surprise = max(activity.burst_surprise, surprise)
