@@ -150,11 +150,12 @@ class Tail:
                 # Decay towards the prior, not towards nothing: a quiet spell forgets old
                 # evidence without making the tail overconfident.
                 decay = 2.0 ** (-(ts - self.ts) / half_life)
-                counts = (self.total, self.over, self.excess, self.over2, self.excess2)
-                self.total, self.over, self.excess, self.over2, self.excess2 = (
-                    prior + (count - prior) * decay
-                    for prior, count in zip(self.PRIOR, counts, strict=True)
-                )
+                p_total, p_over, p_excess, p_over2, p_excess2 = self.PRIOR
+                self.total = p_total + (self.total - p_total) * decay
+                self.over = p_over + (self.over - p_over) * decay
+                self.excess = p_excess + (self.excess - p_excess) * decay
+                self.over2 = p_over2 + (self.over2 - p_over2) * decay
+                self.excess2 = p_excess2 + (self.excess2 - p_excess2) * decay
             self.ts = ts
         self.total += 1.0
         # Excesses are capped: a few extreme values (anomalies that slipped through) must
