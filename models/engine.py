@@ -57,6 +57,7 @@ class Stores(Protocol):
 
 Trainer = Callable[[list[list[float]], int], ForestModel]
 """Trains a forest from reservoir rows and a generation number."""
+ClaimObserver = Callable[[Context, list[Finding]], None]
 
 
 class Engine:
@@ -68,11 +69,14 @@ class Engine:
         stores: Stores,
         trainer: Trainer | None = None,
         initial_forest: ForestModel | None = None,
+        on_claim: ClaimObserver | None = None,
     ) -> None:
         """``initial_forest`` (from ``settleguard train``) serves every partition until the
-        partition has retrained its own."""
+        partition has retrained its own; ``on_claim`` sees every settlement as judged (its
+        quantities against their baselines, and the findings), for explanations."""
         self.rules = rules
         self.initial_forest = initial_forest
+        self.on_claim = on_claim
         self.stores = stores
         self.amount = AmountDetector(rules)
         self.frequency = FrequencyDetector(rules)
@@ -183,6 +187,8 @@ class Engine:
         if self.rules.amount.enabled:
             findings += self.amount.score_one(ctx)
         findings += self.forest.score_one(ctx)
+        if self.on_claim is not None:
+            self.on_claim(ctx, findings)
         if self.crosscheck.needs_grace(ctx):
             due = event.ts + self.rules.crosscheck.grace_hours * 3600.0
             heapq.heappush(

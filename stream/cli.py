@@ -274,6 +274,52 @@ def train(
     click.echo(f"trained {model.version} on {rows} normal claims -> {out_path}", err=True)
 
 
+@cli.command()
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("settlement_ids", nargs=-1)
+@click.option(
+    "--missed",
+    nargs=2,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="LABELS ALERTS: explain the labelled settlements no alert (>= low) caught.",
+)
+@click.option("--type", "label_type", help="With --missed: only labels of this type.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="With --missed: at most this many settlements.",
+)
+@config_option
+@partitions_option
+@click.pass_obj
+def explain(
+    settings: Settings,
+    events: Path,
+    settlement_ids: tuple[str, ...],
+    missed: tuple[Path, Path] | None,
+    label_type: str | None,
+    limit: int,
+    config_path: Path | None,
+    partitions: int | None,
+) -> None:
+    """Show how SETTLEMENT_IDS in EVENTS were judged: every quantity against its
+    baseline (expected, spread, evidence, z-score, surprise) and the findings."""
+    from stream.explain import explain as explain_claims
+    from stream.explain import missed_settlements
+
+    chosen = list(settlement_ids)
+    if missed:
+        chosen += missed_settlements(missed[0], missed[1], label_type, limit)
+    if not chosen:
+        raise click.UsageError("name settlement ids, or use --missed LABELS ALERTS")
+    rules = _rules(config_path)
+    click.echo(
+        explain_claims(events, chosen, rules, partitions or settings.topic_partitions), nl=False
+    )
+
+
 cli.add_command(simulate)
 
 

@@ -27,7 +27,7 @@ from alerts.build import build_alert
 from alerts.metrics import Metrics
 from config.rules import Rules
 from models.detectors.forest import ForestModel
-from models.engine import Engine
+from models.engine import ClaimObserver, Engine
 from models.state import OrderRecord, OutletState, PartitionState
 from stream.dead_letter import FileOrigin
 from stream.intake import DeadLetter, Intake
@@ -137,6 +137,7 @@ def replay(
     total_bytes: int | None = None,
     initial_forest: ForestModel | None = None,
     stores: MemoryStores | None = None,
+    on_claim: ClaimObserver | None = None,
 ) -> ReplaySummary:
     """Run every line of ``events`` through intake and the engine; return what was seen
     (pass ``stores`` to inspect the state afterwards)."""
@@ -146,7 +147,7 @@ def replay(
     stores.partition_of = functools.lru_cache(maxsize=1 << 20)(
         lambda outlet_id: partition_for(outlet_id, partitions)
     )
-    engine = Engine(rules, stores, initial_forest=initial_forest)
+    engine = Engine(rules, stores, initial_forest=initial_forest, on_claim=on_claim)
     severities: dict[str, int] = {}
     lines = unreported = 0
     bar = tqdm(

@@ -104,3 +104,20 @@ def test_train_refuses_a_history_too_small(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "min_training_rows" in result.output
+
+
+def test_explain_shows_each_quantity_against_its_baseline(history: Path) -> None:
+    """`explain` prints every judged quantity of a claim with expected value and z-score."""
+    labels = [orjson.loads(line) for line in (history / "labels.jsonl").read_bytes().splitlines()]
+    spike = next(label for label in labels if label["type"] == "amount_spike")
+    settlement_id = spike["settlement_ids"][0]
+    result = CliRunner().invoke(
+        cli,
+        ["explain", str(history / "events.jsonl"), settlement_id, "missing-id"],
+        obj=Settings(),
+    )
+    assert result.exit_code == 0, result.output
+    assert settlement_id in result.output and "expected" in result.output
+    assert "|labor" in result.output and " z " in result.output
+    assert "findings at arrival: amount_spike" in result.output
+    assert "missing-id: not found" in result.output
