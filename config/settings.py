@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     settlements_topic: str = "settleguard.settlements"
     dead_letter_topic: str = "settleguard.dead-letter"
     alerts_topic: str = "settleguard.alerts"
+    rules_topic: str = Field("settleguard.rules", description="compacted: the live rule set")
     topic_partitions: int = Field(4, ge=1, description="partitions of the topics we create")
 
     web_host: str = Field("127.0.0.1", description="address the worker's web server binds")

@@ -320,6 +320,38 @@ def explain(
     )
 
 
+@cli.group()
+def rules() -> None:
+    """Check and publish rule sets (thresholds, detector parameters, fee table)."""
+
+
+@rules.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def rules_check(file: Path) -> None:
+    """Validate FILE; print its rule_version, or every problem with its key and value."""
+    loaded = _rules(file)
+    click.echo(f"{file}: valid, rule_version {loaded.rule_version}")
+
+
+@rules.command("push")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def rules_push(settings: Settings, file: Path) -> None:
+    """Validate FILE and publish it as the live rule set (compacted topic
+    SETTLEGUARD_RULES_TOPIC); an invalid file is never published."""
+    from stream.rules_topic import push_rules
+
+    loaded = _rules(file)
+    try:
+        version = asyncio.run(push_rules(settings, loaded, file.read_text(encoding="utf-8")))
+    except Exception as exc:  # connection failures: say what to check
+        raise click.ClickException(
+            f"cannot publish to Kafka at {settings.kafka_bootstrap} ({exc!r}); start it with "
+            "`scripts/services.sh start kafka` or set SETTLEGUARD_KAFKA_BOOTSTRAP"
+        ) from exc
+    click.echo(f"published rule_version {version} to {settings.rules_topic}")
+
+
 cli.add_command(simulate)
 
 
