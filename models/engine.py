@@ -2,7 +2,8 @@
 the stream worker share. It owns the order of operations that keeps the detectors honest:
 
 1. drop re-deliveries (same ``event_id`` already in the order's record);
-2. advance the partition's event-time watermark and run the grace checks it has passed;
+2. advance the partition's event-time watermark (the slower of its two inputs) and run
+   the grace checks it has passed;
 3. order events: update the order's lifecycle; judge quick completions for bursts;
 4. settlements: take the claim apart, judge it against baselines, run every detector,
    and learn from it only if nothing was flagged (a flagged claim never moves a baseline);
@@ -106,7 +107,7 @@ class Engine:
         findings = self._order(ctx) if isinstance(event, OrderEvent) else self._settlement(ctx)
         self.stores.put_order(event.outlet_id, event.order_id, record)
         self.stores.put_outlet(outlet)
-        findings += self._advance(part, event.ts)
+        findings += self._advance(part, event)
         self.stores.put_partition(part)
         return self._fuse(findings)
 
@@ -232,8 +233,15 @@ class Engine:
 
     # ------------------------------------------------------------------ time passing
 
-    def _advance(self, part: PartitionState, ts: float) -> list[Finding]:
-        """Move the watermark to ``ts``; run the grace checks and sweeps it has passed."""
+    def _advance(self, part: PartitionState, event: Event) -> list[Finding]:
+        """Note ``event``'s time for its input; when the watermark (the slower input's
+        time) moves, run the grace checks and sweeps it has passed."""
+        if isinstance(event, OrderEvent):
+            part.order_time = max(part.order_time, event.ts)
+        else:
+            part.settlement_time = max(part.settlement_time, event.ts)
+        part.latest = max(part.order_time, part.settlement_time)
+        ts = min(part.order_time, part.settlement_time)
         if ts <= part.watermark:
             return []
         previous, part.watermark = part.watermark, ts

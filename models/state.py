@@ -164,9 +164,12 @@ class PartitionState:
         "forest_queue",
         "forest_rows",
         "forest_seen",
+        "latest",
+        "order_time",
         "partition",
         "peers",
         "pending",
+        "settlement_time",
         "started",
         "tails",
         "watermark",
@@ -175,7 +178,13 @@ class PartitionState:
     def __init__(self, partition: int) -> None:
         self.partition = partition
         self.started: float | None = None  # event time of the partition's first event
-        self.watermark = 0.0  # the latest event time seen
+        # Event time per input (order events and settlements arrive on separate topics):
+        # grace checks follow the slower of the two, so a claim is never judged before
+        # the order events of its time have been read, whatever the topics' relative lag.
+        self.order_time = 0.0
+        self.settlement_time = 0.0
+        self.watermark = 0.0  # min of the two: what grace checks wait for
+        self.latest = 0.0  # max of the two: replay's clock
         self.peers: dict[str, Decayed] = {}  # "<region or *>|<baseline key>"
         self.tails: dict[str, Tail] = {}  # "<detector>.<feature family>"
         self.pending: list[list[Any]] = []  # heap of [due ts, outlet, order, settlement, time]

@@ -173,7 +173,7 @@ def replay(
                 continue
             partition = stores.partition_of(result.outlet_id)
             for finding in engine.process(result, partition):
-                clock = stores.partitions[partition].watermark
+                clock = stores.partitions[partition].latest
                 alert = build_alert(finding, rules, clock)
                 alerts_out.write(orjson.dumps(alert) + b"\n")
                 severities[alert["severity"]] = severities.get(alert["severity"], 0) + 1

@@ -139,6 +139,16 @@ class EventFactory:
         assert isinstance(event, SettlementEvent)
         return event
 
+    def tick(self, name: str, at: float) -> list[Event]:
+        """A quick job of this outlet whose order events and settlement all arrive by
+        ``at``: it moves both inputs' event time there (grace checks follow the slower of
+        the order and settlement inputs, as they come from separate topics)."""
+        return [
+            self.order(name, "created", at - 0.02),
+            self.order(name, "completed", at - 0.01),
+            self.settlement(f"{name}-s", name, at),
+        ]
+
     def job(
         self,
         n: int,

@@ -128,10 +128,10 @@ def test_unmatched_settlement_is_decided_after_the_grace_period(
 
     at_claim = engine.process(f.settlement("S1", "O1", 96.0), 0)
     assert of_kind(at_claim, "unmatched_settlement") == []
-    before_grace = feed(engine, [other.order("tick-1", "created", 96.0 + grace - 0.1)])
+    before_grace = feed(engine, other.tick("tick-1", 96.0 + grace - 0.1))
     assert of_kind(before_grace, "unmatched_settlement") == []
 
-    after_grace = feed(engine, [other.order("tick-2", "created", 96.0 + grace + 0.1)])
+    after_grace = feed(engine, other.tick("tick-2", 96.0 + grace + 0.1))
     [unmatched] = of_kind(after_grace, "unmatched_settlement")
     assert unmatched.settlement_id == "S1" and unmatched.order_id == "O1"
     assert [reason.value for reason in unmatched.reasons] == [detail]
@@ -148,9 +148,9 @@ def test_unknown_order_counts_fully_once_the_partition_is_warm() -> None:
         [
             other.order("anchor", "created", 0.0),
             f.settlement("S-early", "O-early", 10.0),
-            other.order("tick-1", "created", 20.0),
+            *other.tick("tick-1", 20.0),
             f.settlement("S-late", "O-late", 100.0),
-            other.order("tick-2", "created", 110.0),
+            *other.tick("tick-2", 110.0),
         ],
     )
     by_settlement = {x.settlement_id: x for x in of_kind(found, "unmatched_settlement")}
@@ -169,7 +169,7 @@ def test_completion_after_the_settlement_within_grace_is_not_unmatched() -> None
             f.order("O1", "created", 90.0),
             f.settlement("S1", "O1", 96.0),
             f.order("O1", "completed", 97.0),
-            other.order("tick", "created", 96.0 + Rules().crosscheck.grace_hours + 1.0),
+            *other.tick("tick", 96.0 + Rules().crosscheck.grace_hours + 1.0),
         ],
     )
     assert found == []
@@ -221,7 +221,7 @@ def test_parts_are_checked_at_grace_when_the_completion_arrives_late(case: str) 
     )
     assert early == []
     grace = Rules().crosscheck.grace_hours
-    later = feed(engine, [other.order("tick", "created", 96.0 + grace + 0.1)])
+    later = feed(engine, other.tick("tick", 96.0 + grace + 0.1))
     flagged = of_kind(later, "parts_not_issued")
     assert [r.feature for x in flagged for r in x.reasons] == expected
     assert of_kind(later, "unmatched_settlement") == []
@@ -361,7 +361,7 @@ def scenario_findings(rules: Rules) -> list[Finding]:
     found += feed(engine, [f.settlement("S100-bis", "O100", 173.0)])  # duplicate
     found += feed(engine, [f.settlement("S-none", "O-none", 174.0, parts={"P-9": (50.0, 1)})])
     burst(other, engine, "E-9", minutes_per_job=3.0)
-    found += feed(engine, [other.order("tick", "created", 190.0)])  # past grace of S-none
+    found += feed(engine, other.tick("tick", 190.0))  # past grace of S-none
     found += feed(engine, [other.settlement("BS1", "B1", 191.0)])
     feed(engine, [f.order("O-p", "created", 192.0), f.order("O-p", "completed", 194.0)])
     found += feed(engine, [f.settlement("S-p", "O-p", 195.0, parts={"P-1": (30.0, 1)})])
@@ -552,3 +552,23 @@ def test_bad_rule_file_names_the_key_and_value() -> None:
     message = str(error.value)
     assert "severity.low" in message and "250" in message
     assert "baseline" in message and "Extra inputs are not permitted" in message
+
+
+def test_grace_checks_wait_for_the_slower_input() -> None:
+    """Order events and settlements come from separate topics: while the order input lags,
+    a claim is not judged unmatched even if settlements have run past its grace period, so
+    a completion read late (but on time in event time) still matches it."""
+    f, other = EventFactory(), EventFactory(outlet_id="W-TEST-2")
+    engine = new_engine()
+    grace = Rules().crosscheck.grace_hours
+    feed(engine, [other.order("anchor", "created", 0.0), f.order("O1", "created", 90.0)])
+    engine.process(f.settlement("S1", "O1", 96.0), 0)
+    # the settlement input races ahead (another outlet's claims far past the grace period)
+    ahead = feed(engine, [other.settlement("S-x", "O-x", 96.0 + 3 * grace)])
+    assert of_kind(ahead, "unmatched_settlement") == []
+    # the order input catches up: the completion (on time in event time) comes first
+    caught_up = feed(
+        engine,
+        [f.order("O1", "completed", 95.0), other.order("late", "created", 96.0 + 3 * grace)],
+    )
+    assert [x.settlement_id for x in of_kind(caught_up, "unmatched_settlement")] == []
