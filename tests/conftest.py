@@ -13,6 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests are deterministic (the same examples on every run, so CI cannot fail by
+# chance) and have no per-example deadline (a loaded CI machine is not a failure).
+settings.register_profile("settleguard", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("settleguard")
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services.sh"
