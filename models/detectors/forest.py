@@ -239,7 +239,7 @@ class ForestDetector:
                             2,
                         ),
                         message=(
-                            f"unusual combination for a {claim.segment.replace('|', ' ')} "
+                            f"unusual combination for this {claim.segment.replace('|', ' ')} "
                             f"claim ({how}: {statistic:.1f} against 0 for a typical claim): "
                             f"{shown}"
                         ),
