@@ -137,30 +137,7 @@ def test_event_time_is_parsed_to_epoch_seconds(event: dict[str, Any]) -> None:
     assert datetime.fromtimestamp(decoded.ts, UTC) == expected
 
 
-REQUIRED = {
-    "order": [
-        "kind",
-        "event_id",
-        "event_time",
-        "outlet_id",
-        "order_id",
-        "status",
-        "service_type",
-        "product_category",
-    ],
-    "settlement": [
-        "kind",
-        "event_id",
-        "event_time",
-        "outlet_id",
-        "settlement_id",
-        "order_id",
-        "service_type",
-        "product_category",
-        "amount",
-        "items",
-    ],
-}
+REQUIRED = {kind: load_schema(kind)["required"] for kind in ("order", "settlement")}
 
 
 def assert_rejected(raw: bytes, reason: str, field: str | None = None) -> Rejection:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from config.contract import load_schema
 from stream.simulator.delivery import uuid4_text
 
 DEFECTS: tuple[str, ...] = (
@@ -26,30 +27,6 @@ DEFECTS: tuple[str, ...] = (
     "garbage",
 )
 
-_REQUIRED = {
-    "order": (
-        "kind",
-        "event_id",
-        "event_time",
-        "outlet_id",
-        "order_id",
-        "status",
-        "service_type",
-        "product_category",
-    ),
-    "settlement": (
-        "kind",
-        "event_id",
-        "event_time",
-        "outlet_id",
-        "settlement_id",
-        "order_id",
-        "service_type",
-        "product_category",
-        "amount",
-        "items",
-    ),
-}
 _BAD_TIMES = (
     ("month_13", "2026-13-02T09:30:00+08:00"),
     ("hour_25", "2026-07-01T25:10:00+08:00"),
@@ -112,7 +89,7 @@ def corrupt(defect: str, base: bytes, py: random.Random) -> tuple[bytes, str]:
                 return bad, "region in GBK"
         return fresh.replace(b'"kind"', b'"kind\xff\xfe"', 1), "invalid byte in key"
     if defect == "missing_field":
-        name = py.choice(_REQUIRED[obj["kind"]])
+        name = py.choice(load_schema(obj["kind"])["required"])
         del obj[name]
         return _dump(obj), name
     if defect == "wrong_type":
