@@ -31,6 +31,23 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.redeliveries = Counter(
+            "settleguard_redeliveries_dropped_total",
+            "Events dropped because their event_id was already processed.",
+            registry=registry,
+        )
+        self.rekeyed = Counter(
+            "settleguard_rekeyed_total",
+            "Events forwarded to the re-key topic because they were not on their outlet's "
+            "partition.",
+            registry=registry,
+        )
+        self.alerts = Counter(
+            "settleguard_alerts_total",
+            "Alerts published, by kind and severity.",
+            ["kind", "severity"],
+            registry=registry,
+        )
         # Children bound once: ``labels()`` per event costs more than the increment.
         self.events_in_by_kind = {kind: self.events_in.labels(kind) for kind in EVENT_KINDS}
         self.dead_letters_by_reason = {r: self.dead_letters.labels(r) for r in REASONS}

@@ -26,7 +26,18 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "settleguard.dead-letter"
     alerts_topic: str = "settleguard.alerts"
     rules_topic: str = Field("settleguard.rules", description="compacted: the live rule set")
+    rekey_topic: str = Field(
+        "settleguard.events-by-outlet",
+        description="internal: events re-keyed onto their outlet's partition",
+    )
     topic_partitions: int = Field(4, ge=1, description="partitions of the topics we create")
+    standby_replicas: int = Field(1, ge=0, description="warm copies of each table partition")
+
+    batch_size: int = Field(2000, ge=1, description="most events per state write-back batch")
+    batch_seconds: float = Field(0.05, gt=0, description="longest wait to fill a batch")
+    idle_seconds: float = Field(60.0, gt=0, description="quiet input: advance its event time")
+    tick_seconds: float = Field(5.0, gt=0, description="how often quiet inputs are checked")
+    stall_seconds: float = Field(60.0, gt=0, description="/healthz fails after this long stuck")
 
     web_host: str = Field("127.0.0.1", description="address the worker's web server binds")
     web_port: int = Field(6066, ge=1, le=65535)

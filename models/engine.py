@@ -75,19 +75,24 @@ class Engine:
         """``initial_forest`` (from ``settleguard train``) serves every partition until the
         partition has retrained its own; ``on_claim`` sees every settlement as judged (its
         quantities against their baselines, and the findings), for explanations."""
-        self.rules = rules
         self.initial_forest = initial_forest
         self.on_claim = on_claim
         self.stores = stores
+        self.custom_trainer = trainer
+        self.pending_forests: dict[int, ForestModel] = {}
+        self.redeliveries = 0
+        self.use_rules(rules)
+
+    def use_rules(self, rules: Rules) -> None:
+        """Judge every event processed from now on by ``rules`` (state is kept as is)."""
+        self.rules = rules
         self.amount = AmountDetector(rules)
         self.frequency = FrequencyDetector(rules)
         self.crosscheck = CrossCheckDetector(rules)
         self.forest = ForestDetector(rules)
-        self.trainer: Trainer = trainer or (
+        self.trainer: Trainer = self.custom_trainer or (
             lambda rows, generation: train_forest(rows, rules.forest, generation)
         )
-        self.pending_forests: dict[int, ForestModel] = {}
-        self.redeliveries = 0
 
     # ------------------------------------------------------------------ entry point
 
@@ -107,7 +112,22 @@ class Engine:
         findings = self._order(ctx) if isinstance(event, OrderEvent) else self._settlement(ctx)
         self.stores.put_order(event.outlet_id, event.order_id, record)
         self.stores.put_outlet(outlet)
-        findings += self._advance(part, event)
+        if isinstance(event, OrderEvent):
+            findings += self._advance(part, max(part.order_time, event.ts), part.settlement_time)
+        else:
+            findings += self._advance(part, part.order_time, max(part.settlement_time, event.ts))
+        self.stores.put_partition(part)
+        return self._fuse(findings)
+
+    def advance(self, partition: int, order_time: float, settlement_time: float) -> list[Finding]:
+        """Move a partition's event time without an event (an input has gone quiet, so
+        nothing older is coming on it): run the grace checks passed; return findings."""
+        part = self.stores.partition(partition)
+        if part is None:
+            return []
+        findings = self._advance(
+            part, max(part.order_time, order_time), max(part.settlement_time, settlement_time)
+        )
         self.stores.put_partition(part)
         return self._fuse(findings)
 
@@ -233,13 +253,12 @@ class Engine:
 
     # ------------------------------------------------------------------ time passing
 
-    def _advance(self, part: PartitionState, event: Event) -> list[Finding]:
-        """Note ``event``'s time for its input; when the watermark (the slower input's
-        time) moves, run the grace checks and sweeps it has passed."""
-        if isinstance(event, OrderEvent):
-            part.order_time = max(part.order_time, event.ts)
-        else:
-            part.settlement_time = max(part.settlement_time, event.ts)
+    def _advance(
+        self, part: PartitionState, order_time: float, settlement_time: float
+    ) -> list[Finding]:
+        """Note each input's event time; when the watermark (the slower input's time)
+        moves, run the grace checks and sweeps it has passed."""
+        part.order_time, part.settlement_time = order_time, settlement_time
         part.latest = max(part.order_time, part.settlement_time)
         ts = min(part.order_time, part.settlement_time)
         if ts <= part.watermark:

@@ -4,6 +4,8 @@ workers to read at start and follow while running."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -12,10 +14,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.structs import TopicPartition
 
-from config.rules import Rules
+from config.rules import Rules, RulesError, parse_rules
 from config.settings import Settings
 
 RULES_KEY = b"rules"
+
+log = logging.getLogger(__name__)
 
 
 async def ensure_rules_topic(settings: Settings) -> None:
@@ -64,5 +68,30 @@ async def latest_rules(settings: Settings) -> dict[str, Any] | None:
         batch = await consumer.getmany(partition, timeout_ms=10_000)
         messages = batch.get(partition, [])
         return orjson.loads(messages[-1].value) if messages else None
+    finally:
+        await consumer.stop()
+
+
+async def follow_rules(settings: Settings, apply: Callable[[Rules], Awaitable[None]]) -> None:
+    """Read the rules topic from its start and hand every valid rule set to ``apply``, for
+    as long as the worker runs; an invalid one is logged and skipped (``rules push``
+    validates, so only a foreign producer can publish one)."""
+    await ensure_rules_topic(settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(settings.rules_topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        async for message in consumer:
+            try:
+                pushed = orjson.loads(message.value or b"null")
+                rules = parse_rules(pushed["yaml"], f"{settings.rules_topic}@{message.offset}")
+            except (orjson.JSONDecodeError, TypeError, KeyError, RulesError) as exc:
+                log.error("ignoring rule set at %s@%s: %s", message.topic, message.offset, exc)
+                continue
+            await apply(rules)
     finally:
         await consumer.stop()

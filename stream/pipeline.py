@@ -1,0 +1,154 @@
+"""What the stream worker does with a batch of messages, without Faust: decode (bad input
+to the dead letter), send events that are not on their outlet's partition to the re-key
+topic, run the detection engine, build alerts. The Faust agent (``stream/app.py``) only
+feeds batches in and publishes what comes out, so this is tested without a broker.
+
+Time: the engine runs on event time. When one input goes quiet on a partition (no order
+events, say, while settlements flow), ``tick`` moves that input's time up to the other's
+after ``idle_seconds`` of wall-clock silence: nothing older is coming, so grace checks may
+go on. When the whole partition is quiet, its event time follows the wall clock from its
+last event, so a claim whose order never completes is still flagged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from alerts.build import build_alert
+from alerts.metrics import Metrics
+from config.rules import Rules
+from models.detectors.forest import ForestModel
+from models.engine import Engine
+from models.events import OrderEvent
+from models.findings import Finding
+from stream.dead_letter import KafkaOrigin
+from stream.intake import DeadLetter, Intake
+from stream.table_stores import TableStores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed Kafka message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class Outputs:
+    """What a batch produces: (key, value) pairs per destination; re-keyed events also
+    carry the partition they must go to."""
+
+    alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    rekeyed: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+
+
+class Pipeline:
+    """Decode, re-key, detect and build alerts for the partitions this worker owns."""
+
+    def __init__(
+        self,
+        rules: Rules,
+        stores: TableStores,
+        metrics: Metrics,
+        rekey_topic: str,
+        idle_seconds: float = 60.0,
+        initial_forest: ForestModel | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.stores = stores
+        self.metrics = metrics
+        self.intake = Intake(metrics)
+        self.engine = Engine(rules, stores, initial_forest=initial_forest)
+        self.rekey_topic = rekey_topic
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        # partition -> wall-clock time an order event / a settlement was last processed
+        self.last_order: dict[int, float] = {}
+        self.last_settlement: dict[int, float] = {}
+        # partition -> its latest event time, as of the last event processed
+        self.latest: dict[int, float] = {}
+
+    @property
+    def rules(self) -> Rules:
+        return self.engine.rules
+
+    def use_rules(self, rules: Rules) -> None:
+        """Judge every event processed from now on by ``rules``."""
+        if rules.rule_version != self.rules.rule_version:
+            log.info("rules %s -> %s", self.rules.rule_version, rules.rule_version)
+            self.engine.use_rules(rules)
+
+    def process(self, messages: Iterable[Message]) -> Outputs:
+        """Run a batch of messages through intake and the engine."""
+        out = Outputs()
+        now = self.clock()
+        partition_of = self.stores.partition_of
+        for message in messages:
+            origin = KafkaOrigin(message.topic, message.partition, message.offset)
+            event = self.intake.admit(message.value, origin)
+            if isinstance(event, DeadLetter):
+                log.warning("dead letter %s:%s@%s: %s", *origin.as_dict().values(), event.rejection)
+                out.dead_letters.append((message.key, event.record))
+                continue
+            partition = partition_of(event.outlet_id)
+            if partition != message.partition and message.topic != self.rekey_topic:
+                out.rekeyed.append((partition, event.outlet_id.encode(), message.value))
+                self.metrics.rekeyed.inc()
+                continue
+            seen = self.last_order if isinstance(event, OrderEvent) else self.last_settlement
+            seen[partition] = now
+            self.last_order.setdefault(partition, now)
+            self.last_settlement.setdefault(partition, now)
+            redeliveries = self.engine.redeliveries
+            self._publish(self.engine.process(event, partition), out, now)
+            self.metrics.redeliveries.inc(self.engine.redeliveries - redeliveries)
+            self.latest[partition] = max(self.latest.get(partition, event.ts), event.ts)
+        return out
+
+    def tick(self) -> Outputs:
+        """Advance the event time of quiet inputs (see the module docstring)."""
+        out = Outputs()
+        now = self.clock()
+        for partition in list(self.last_order):
+            part = self.stores.partition(partition)
+            if part is None:
+                continue
+            order_quiet = now - self.last_order[partition] > self.idle_seconds
+            settlement_quiet = now - self.last_settlement[partition] > self.idle_seconds
+            order_time, settlement_time = part.order_time, part.settlement_time
+            if order_quiet and settlement_quiet:
+                last = max(self.last_order[partition], self.last_settlement[partition])
+                order_time = settlement_time = self.latest[partition] + (now - last)
+            elif order_quiet:
+                order_time = settlement_time
+            elif settlement_quiet:
+                settlement_time = order_time
+            else:
+                continue
+            self._publish(self.engine.advance(partition, order_time, settlement_time), out, now)
+        return out
+
+    def forget(self) -> None:
+        """Partitions moved: drop the state held for them (it is read back on demand)."""
+        self.stores.forget()
+        self.last_order.clear()
+        self.last_settlement.clear()
+        self.latest.clear()
+
+    def _publish(self, findings: list[Finding], out: Outputs, now: float) -> None:
+        for finding in findings:
+            alert = build_alert(finding, self.rules, now)
+            self.metrics.alerts.labels(alert["kind"], alert["severity"]).inc()
+            out.alerts.append((finding.outlet_id.encode(), orjson.dumps(alert)))
