@@ -33,8 +33,11 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1, description="partitions of the topics we create")
     standby_replicas: int = Field(1, ge=0, description="warm copies of each table partition")
 
-    batch_size: int = Field(2000, ge=1, description="most events per state write-back batch")
+    batch_size: int = Field(500, ge=1, description="most events handed to detection at once")
     batch_seconds: float = Field(0.05, gt=0, description="longest wait to fill a batch")
+    checkpoint_seconds: float = Field(
+        1.0, gt=0, description="how often state is written back and offsets may commit"
+    )
     idle_seconds: float = Field(60.0, gt=0, description="quiet input: advance its event time")
     tick_seconds: float = Field(5.0, gt=0, description="how often quiet inputs are checked")
     stall_seconds: float = Field(60.0, gt=0, description="/healthz fails after this long stuck")

@@ -1,4 +1,14 @@
-"""The Faust application: input topics, one agent per topic, dead letter, web pages.
+"""The Faust application: one detecting agent over the input topics, state in a
+changelogged table, alerts and dead letters out, rules followed live, web pages.
+
+The agent reads small batches (``noack_take``, for latency) and hands them to
+``Pipeline`` — the same engine replay runs — and sends the alerts, dead letters and
+re-keyed events at once. Every ``checkpoint_seconds`` it writes the state changed since
+the last checkpoint (``TableStores``: changed keys, then each partition's closing
+record), waits until the broker has all of it and every output, and only then acks the
+events behind it, so their offsets may commit. A crash therefore re-reads at most the
+events since the last checkpoint, against that checkpoint's state: alerts may repeat
+(same ids), none is lost, and the state is never ahead of or behind the offsets.
 
 ``create_app`` builds everything from a ``Settings``; nothing connects until the worker
 starts, so importing this module is free of side effects.
@@ -6,8 +16,11 @@ starts, so importing this module is free of side effects.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable
+import time
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -16,17 +29,28 @@ from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from alerts.metrics import Metrics
+from config.rules import Rules
 from config.settings import Settings
-from stream.dead_letter import KafkaOrigin
-from stream.intake import DeadLetter, Intake
+from models.detectors.forest import ForestModel
+from stream.health import Progress
+from stream.pipeline import Message, Outputs, Pipeline
+from stream.replay import partition_for
+from stream.rules_topic import follow_rules
+from stream.table_stores import TableStores
 
 log = logging.getLogger(__name__)
 
-AgentFun = Callable[[AsyncIterable[Any]], Awaitable[None]]
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+"""Largest state record (a partition's forest, with its undo image, is ~1 MB)."""
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
-    """A Faust app consuming the order and settlement topics per ``settings``."""
+def create_app(
+    settings: Settings,
+    rules: Rules,
+    registry: CollectorRegistry | None = None,
+    initial_forest: ForestModel | None = None,
+) -> faust.App:
+    """A Faust app detecting on the order and settlement topics per ``settings``."""
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -34,6 +58,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
+        table_standby_replicas=settings.standby_replicas,
+        producer_max_request_size=MAX_RECORD_BYTES,
+        consumer_max_fetch_size=MAX_RECORD_BYTES,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -42,33 +69,117 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     registry = registry if registry is not None else CollectorRegistry()
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
-    intake = Intake(Metrics(registry))
-    dead_letter_topic = app.topic(
-        settings.dead_letter_topic, key_serializer="raw", value_serializer="raw"
+    state = app.Table(
+        "state",
+        partitions=settings.topic_partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)},
     )
+    partition_of = functools.lru_cache(maxsize=1 << 20)(
+        lambda outlet_id: partition_for(outlet_id, settings.topic_partitions)
+    )
+    stores = TableStores(state.data, partition_of)
+    pipeline = Pipeline(
+        rules,
+        stores,
+        Metrics(registry),
+        settings.rekey_topic,
+        settings.idle_seconds,
+        initial_forest,
+    )
+    progress = Progress(settings.stall_seconds)
+    lock = asyncio.Lock()  # one batch, tick, rules switch or hand-off at a time
 
-    def consumer(topic_name: str) -> AgentFun:
-        async def consume(stream: AsyncIterable[Any]) -> None:
-            async for event in stream.events():  # type: ignore[attr-defined]
-                message = event.message
-                origin = KafkaOrigin(message.topic, message.partition, message.offset)
-                result = intake.admit(event.value, origin)
-                if isinstance(result, DeadLetter):
-                    log.warning(
-                        "dead letter %s:%s@%s: %s", *origin.as_dict().values(), result.rejection
-                    )
-                    await dead_letter_topic.send(key=event.key, value=result.record)
+    def raw_topic(*names: str) -> faust.TopicT:
+        return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
-        consume.__name__ = f"consume_{topic_name.replace('.', '_').replace('-', '_')}"
-        return consume
+    input_names = (settings.orders_topic, settings.settlements_topic, settings.rekey_topic)
+    alerts_topic = raw_topic(settings.alerts_topic)
+    dead_letter_topic = raw_topic(settings.dead_letter_topic)
+    rekey_topic = raw_topic(settings.rekey_topic)
 
-    for topic_name in (settings.orders_topic, settings.settlements_topic):
-        topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
-        app.agent(topic, name=f"consume-{topic_name}")(consumer(topic_name))
+    sent: list[Awaitable[Any]] = []  # outputs sent since the last checkpoint
+    unacked: list[tuple[Any, Any]] = []  # (stream, event) processed since then
+    last_checkpoint = [time.monotonic()]
+
+    def send(out: Outputs) -> None:
+        sent.extend(alerts_topic.send_soon(key=k, value=v) for k, v in out.alerts)
+        sent.extend(dead_letter_topic.send_soon(key=k, value=v) for k, v in out.dead_letters)
+        sent.extend(rekey_topic.send_soon(key=k, value=v, partition=p) for p, k, v in out.rekeyed)
+
+    async def checkpoint() -> None:
+        """Write the state changed since the last checkpoint, wait until the broker has it
+        and every output, then ack the events behind it (their offsets may commit)."""
+        batch = stores.take_batch()
+        sent.extend(state.send_changelog(p, k, v) for p, k, v in batch.state)
+        await asyncio.gather(*sent)
+        sent.clear()
+        await asyncio.gather(*(state.send_changelog(p, k, v) for p, k, v in batch.closing))
+        stores.finished(batch)
+        for stream, event in unacked:
+            await stream.ack(event)
+        progress.processed(
+            (e.message.topic, e.message.partition, e.message.offset) for _, e in unacked
+        )
+        unacked.clear()
+        last_checkpoint[0] = time.monotonic()
+
+    @app.agent(raw_topic(*input_names), name="detect")
+    async def detect(stream: Any) -> None:
+        try:
+            async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
+                assigned = app.consumer.assignment()  # revoked partitions: their new owner reads
+                messages = [
+                    Message(m.topic, m.partition, m.offset, m.key, e.value)
+                    for e in events
+                    if (m := e.message).tp in assigned
+                ]
+                async with lock:
+                    send(pipeline.process(messages))
+                    unacked.extend((stream, event) for event in events)
+                    if time.monotonic() - last_checkpoint[0] >= settings.checkpoint_seconds:
+                        await checkpoint()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            progress.crashed(repr(exc))
+            raise
+
+    @app.timer(settings.checkpoint_seconds)
+    async def checkpoint_when_quiet() -> None:
+        async with lock:
+            if unacked or stores.dirty_partitions():
+                await checkpoint()
+
+    @app.timer(settings.tick_seconds)
+    async def advance_quiet_inputs() -> None:
+        async with lock:
+            send(pipeline.tick())
+
+    @app.task
+    async def rules_follower() -> None:
+        async def apply(new: Rules) -> None:
+            async with lock:
+                pipeline.use_rules(new)
+
+        await follow_rules(settings, apply)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's stub rejects async
+    async def hand_off(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        async with lock:
+            await checkpoint()
+            pipeline.forget()
 
     @app.page("/healthz")
     async def healthz(view: View, request: Request) -> Response:
-        """Liveness for orchestrators: 200 while the worker is up."""
-        return view.json({"status": "ok"})
+        """Liveness for orchestrators: 503 when stuck (see stream/health.py)."""
+        inputs = [tp for tp in app.consumer.assignment() if tp.topic in input_names]
+        if inputs:
+            ends = await app.consumer.highwaters(*inputs)
+            progress.observe_ends({(tp.topic, tp.partition): end for tp, end in ends.items()})
+        healthy, details = progress.status()
+        details["rule_version"] = pipeline.rules.rule_version
+        return view.json(details, status=200 if healthy else 503)
 
     return app

@@ -31,6 +31,12 @@ partitions_option = click.option(
     default=None,
     help="Partitions to reproduce (default: SETTLEGUARD_TOPIC_PARTITIONS).",
 )
+model_option = click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Forest from `settleguard train` to start scoring with.",
+)
 progress_option = click.option(
     "--progress/--no-progress",
     default=None,
@@ -47,22 +53,29 @@ def cli() -> None:
 
 
 @cli.command()
+@config_option
+@model_option
 @click.pass_obj
-def worker(settings: Settings) -> None:
-    """Run a stream worker: consume the order and settlement topics (creating them when
-    missing), send bad input to the dead-letter topic, serve /healthz and /metrics.
+def worker(settings: Settings, config_path: Path | None, model_path: Path | None) -> None:
+    """Run a stream worker: detect on the order and settlement topics (creating them when
+    missing), publish alerts, send bad input to the dead-letter topic, follow the live
+    rules topic, serve /healthz and /metrics.
 
-    Start more workers with the same SETTLEGUARD_APP_ID to share the partitions.
+    Start more workers with the same SETTLEGUARD_APP_ID to share the partitions. The
+    rules pushed with `settleguard rules push` replace --config as soon as they are read.
     """
+    rules, model = _rules(config_path), _model(model_path)
     import faust  # imported here: the other commands do not need Faust's start-up cost
 
     from stream.app import create_app
-    from stream.topics import ensure_topics
+    from stream.topics import PartitionCountError, ensure_topics
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         created = loop.run_until_complete(ensure_topics(settings))
+    except PartitionCountError as exc:
+        raise click.ClickException(str(exc)) from exc
     except Exception as exc:  # any connection failure: say what to check, exit non-zero
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc!r}); start it with "
@@ -70,7 +83,7 @@ def worker(settings: Settings) -> None:
         ) from exc
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)
-    app = create_app(settings)
+    app = create_app(settings, rules, initial_forest=model)
     faust.Worker(app, loglevel=settings.log_level, loop=loop).execute_from_commandline()
 
 
@@ -107,12 +120,7 @@ def topics_create(settings: Settings) -> None:
 )
 @config_option
 @partitions_option
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Forest from `settleguard train` to start scoring with.",
-)
+@model_option
 @click.option(
     "--live/--quiet",
     default=False,

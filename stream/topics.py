@@ -15,7 +15,17 @@ def topic_names(settings: Settings) -> list[str]:
         settings.settlements_topic,
         settings.dead_letter_topic,
         settings.alerts_topic,
+        settings.rekey_topic,
     ]
+
+
+def input_topics(settings: Settings) -> list[str]:
+    """The topics the detecting agent reads: they must be co-partitioned."""
+    return [settings.orders_topic, settings.settlements_topic, settings.rekey_topic]
+
+
+class PartitionCountError(RuntimeError):
+    """The input topics do not have the configured number of partitions."""
 
 
 async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
@@ -33,6 +43,19 @@ async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
                 # Already-exists means another worker won the race: that is success too.
                 if code and error is not TopicAlreadyExistsError:
                     raise error(f"cannot create topic {name!r}")
+        described = await admin.describe_topics(input_topics(settings))
+        wrong = {
+            t["topic"]: len(t["partitions"])
+            for t in described
+            if len(t["partitions"]) != settings.topic_partitions
+        }
+        if wrong:
+            raise PartitionCountError(
+                f"input topics must all have SETTLEGUARD_TOPIC_PARTITIONS="
+                f"{settings.topic_partitions} partitions (an outlet's events and state live "
+                f"in one partition number); found {wrong}: set SETTLEGUARD_TOPIC_PARTITIONS "
+                "to match, or add partitions with kafka-topics.sh --alter"
+            )
         return missing
     finally:
         await admin.close()

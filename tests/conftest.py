@@ -69,6 +69,8 @@ def isolated_env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, str
         "SETTLEGUARD_SETTLEMENTS_TOPIC": f"test-{suffix}.settlements",
         "SETTLEGUARD_DEAD_LETTER_TOPIC": f"test-{suffix}.dead-letter",
         "SETTLEGUARD_ALERTS_TOPIC": f"test-{suffix}.alerts",
+        "SETTLEGUARD_REKEY_TOPIC": f"test-{suffix}.by-outlet",
+        "SETTLEGUARD_RULES_TOPIC": f"test-{suffix}.rules",
         "SETTLEGUARD_WEB_PORT": str(free_port()),
         "SETTLEGUARD_DATA_DIR": str(tmp_path / "worker"),
         "PYTHONWARNINGS": "ignore",
