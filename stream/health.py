@@ -24,7 +24,7 @@ class Progress:
         self.last_progress = clock()
         self.done: dict[TopicPartition, int] = {}  # next offset to process
         self.ends: dict[TopicPartition, int] = {}
-        self.input_grew_at: float | None = None
+        self.waiting_since: float | None = None  # input waiting, no batch finished since
         self.failure: str | None = None
 
     def processed(self, offsets: Iterable[tuple[str, int, int]]) -> None:
@@ -38,9 +38,12 @@ class Progress:
 
     def observe_ends(self, ends: Mapping[TopicPartition, int]) -> None:
         """The broker's end offsets of the assigned input partitions, as of now."""
-        if any(end > self.ends.get(tp, end) for tp, end in ends.items()):
-            self.input_grew_at = self.clock()
+        grew = any(end > self.ends.get(tp, end) for tp, end in ends.items())
         self.ends = dict(ends)
+        if not (grew or self.backlog() > 0):
+            self.waiting_since = None
+        elif self.waiting_since is None or self.waiting_since < self.last_progress:
+            self.waiting_since = self.clock()  # input waits since now, not since progress
 
     def crashed(self, reason: str) -> None:
         """The processing agent died: the worker must be restarted."""
@@ -52,16 +55,14 @@ class Progress:
 
     def status(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, details for the response body)."""
-        quiet_for = self.clock() - self.last_progress
+        now = self.clock()
         details: dict[str, Any] = {
-            "seconds_since_progress": round(quiet_for, 1),
+            "seconds_since_progress": round(now - self.last_progress, 1),
             "backlog": self.backlog(),
         }
         if self.failure is not None:
             return False, {**details, "status": "crashed", "reason": self.failure}
-        waiting = details["backlog"] > 0 or (
-            self.input_grew_at is not None and self.input_grew_at > self.last_progress
-        )
-        if waiting and quiet_for > self.stall_seconds:
+        since = self.waiting_since
+        if since is not None and since >= self.last_progress and now - since > self.stall_seconds:
             return False, {**details, "status": "stalled"}
         return True, {**details, "status": "ok"}
