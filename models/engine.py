@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Protocol
 
 import orjson
@@ -56,8 +57,9 @@ class Stores(Protocol):
     def put_forest(self, partition: int, model: ForestModel) -> None: ...
 
 
-Trainer = Callable[[list[list[float]], int], ForestModel]
-"""Trains a forest from reservoir rows and a generation number."""
+Trainer = Callable[[list[list[float]], int], "ForestModel | Future[ForestModel]"]
+"""Trains a forest from reservoir rows and a generation number, now or in the background
+(a future, awaited when the forest is installed)."""
 ClaimObserver = Callable[[Context, list[Finding]], None]
 
 
@@ -79,7 +81,7 @@ class Engine:
         self.on_claim = on_claim
         self.stores = stores
         self.custom_trainer = trainer
-        self.pending_forests: dict[int, ForestModel] = {}
+        self.pending_forests: dict[int, ForestModel | Future[ForestModel]] = {}
         self.redeliveries = 0
         self.use_rules(rules)
 
@@ -300,9 +302,10 @@ class Engine:
             return
         if part.forest_seen + len(part.forest_queue) < part.forest_pending_at + FOREST_INSTALL_LAG:
             return
-        model = self.pending_forests.pop(part.partition, None) or self.trainer(
-            [list(row) for row in part.forest_rows], part.forest_generation
-        )
+        pending = self.pending_forests.pop(part.partition, None)
+        if pending is None:  # started before a restart: train again from the frozen rows
+            pending = self.trainer([list(row) for row in part.forest_rows], part.forest_generation)
+        model = pending.result() if isinstance(pending, Future) else pending
         self.stores.put_forest(part.partition, model)
         part.forest_generation += 1
         part.forest_pending_at = None

@@ -12,9 +12,11 @@ last event, so a claim whose order never completes is still flagged.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
@@ -22,7 +24,7 @@ import orjson
 from alerts.build import build_alert
 from alerts.metrics import Metrics
 from config.rules import Rules
-from models.detectors.forest import ForestModel
+from models.detectors.forest import ForestModel, train_forest
 from models.engine import Engine
 from models.events import OrderEvent
 from models.findings import Finding
@@ -70,7 +72,9 @@ class Pipeline:
         self.stores = stores
         self.metrics = metrics
         self.intake = Intake(metrics)
-        self.engine = Engine(rules, stores, initial_forest=initial_forest)
+        self.training = ThreadPoolExecutor(1, thread_name_prefix="forest-training")
+        self.training.submit(importlib.import_module, "sklearn.ensemble")  # warm, off the loop
+        self.engine = Engine(rules, stores, self._train, initial_forest)
         self.rekey_topic = rekey_topic
         self.idle_seconds = idle_seconds
         self.clock = clock
@@ -79,6 +83,11 @@ class Pipeline:
         self.last_settlement: dict[int, float] = {}
         # partition -> its latest event time, as of the last event processed
         self.latest: dict[int, float] = {}
+
+    def _train(self, rows: list[list[float]], generation: int) -> Future[ForestModel]:
+        """Retrain a forest off the event loop; the engine installs it a few hundred
+        claims later, at the same point replay does."""
+        return self.training.submit(train_forest, rows, self.rules.forest, generation)
 
     @property
     def rules(self) -> Rules:

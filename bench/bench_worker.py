@@ -1,0 +1,331 @@
+"""Stream worker speed on the local broker (start it with `scripts/services.sh start kafka`).
+
+    python bench/bench_worker.py throughput [--outlets 45 --days 60]
+    python bench/bench_worker.py latency [--rate 1000 --seconds 60]
+    python bench/bench_worker.py recovery [--outlets 100000]
+
+throughput: pre-fills a topic with a simulated stream, then drains it once with a trivial
+  Faust agent (decode nothing, write nothing) and once with the detecting worker, each
+  as a fresh consumer group in its own process; prints events/s of both and the ratio
+  (targets: >= 0.8 of the trivial agent, >= 8,000 events/s).
+latency: publishes the stream at a steady rate and reads the alerts topic meanwhile;
+  prints p50/p95/p99 from producing a settlement to receiving the alert it triggered
+  (target: p99 <= 500 ms at 1,000 events/s). Alerts a later event triggers (a grace
+  period ending) are not latency samples.
+recovery: writes the state of N outlets (copies of real outlets' state) to the worker's
+  changelog, starts a worker and prints how long until it consumes a new event
+  (target: <= 60 s for 100,000 outlets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from kafka_harness import (  # noqa: E402
+    SETTLEGUARD,
+    committed,
+    end_offsets,
+    outlet_key,
+    publish,
+    start_worker,
+    stop,
+)
+
+from stream.simulator import SimulationConfig, simulate  # noqa: E402
+
+
+def isolated_env(bootstrap: str) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        **os.environ,
+        "SETTLEGUARD_KAFKA_BOOTSTRAP": bootstrap,
+        "SETTLEGUARD_APP_ID": f"bench-{suffix}",
+        "SETTLEGUARD_ORDERS_TOPIC": f"bench-{suffix}.orders",
+        "SETTLEGUARD_SETTLEMENTS_TOPIC": f"bench-{suffix}.settlements",
+        "SETTLEGUARD_DEAD_LETTER_TOPIC": f"bench-{suffix}.dead-letter",
+        "SETTLEGUARD_ALERTS_TOPIC": f"bench-{suffix}.alerts",
+        "SETTLEGUARD_REKEY_TOPIC": f"bench-{suffix}.by-outlet",
+        "SETTLEGUARD_RULES_TOPIC": f"bench-{suffix}.rules",
+        "SETTLEGUARD_DATA_DIR": tempfile.mkdtemp(prefix="bench-worker-"),
+        "SETTLEGUARD_LOG_LEVEL": "warning",
+        "PYTHONWARNINGS": "ignore",
+    }
+
+
+def create_topics(env: dict[str, str]) -> None:
+    subprocess.run([*SETTLEGUARD, "topics", "create"], env=env, check=True, capture_output=True)
+
+
+def drain_rate(process: subprocess.Popen[Any], env: dict[str, str], group: str) -> float:
+    """Events/s of ``process`` draining the orders topic, from its first commit to its
+    last (start-up excluded, the same way for every contender)."""
+    bootstrap = env["SETTLEGUARD_KAFKA_BOOTSTRAP"]
+    ends = asyncio.run(end_offsets(bootstrap, [env["SETTLEGUARD_ORDERS_TOPIC"]]))
+    total = sum(ends.values())
+    first: tuple[float, int] | None = None
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args} exited with {process.returncode}")
+        done = asyncio.run(committed(bootstrap, group))
+        count = sum(min(done.get(tp, 0), end) for tp, end in ends.items())
+        now = time.monotonic()
+        if first is None and count > 0:
+            first = (now, count)
+        if count >= total and first is not None:
+            return (total - first[1]) / (now - first[0])
+        time.sleep(0.2)
+
+
+TRIVIAL_AGENT = """
+import sys, faust
+app = faust.App(sys.argv[1], broker="kafka://" + sys.argv[2], store="memory://",
+                web_enabled=False, autodiscover=False)
+topic = app.topic(sys.argv[3], key_serializer="raw", value_serializer="raw")
+
+@app.agent(topic)
+async def drain(stream):
+    async for _ in stream.events():
+        pass
+
+faust.Worker(app, loglevel="warning").execute_from_commandline()
+"""
+
+
+def throughput(args: argparse.Namespace) -> None:
+    env = isolated_env(args.bootstrap)
+    create_topics(env)
+    lines = simulate(SimulationConfig(outlets=args.outlets, days=args.days, seed=7)).events
+    asyncio.run(publish(args.bootstrap, env["SETTLEGUARD_ORDERS_TOPIC"], lines))
+    print(f"pre-filled {env['SETTLEGUARD_ORDERS_TOPIC']} with {len(lines):,} events")
+    group = f"{env['SETTLEGUARD_APP_ID']}-trivial"
+    trivial = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            TRIVIAL_AGENT,
+            group,
+            args.bootstrap,
+            env["SETTLEGUARD_ORDERS_TOPIC"],
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        reference = drain_rate(trivial, env, group)
+    finally:
+        stop(trivial)
+    print(f"trivial Faust agent:  {reference:9,.0f} events/s")
+    with open(Path(env["SETTLEGUARD_DATA_DIR"]) / "worker.log", "wb") as log:
+        worker = start_worker(env, log)
+        try:
+            detecting = drain_rate(worker, env, env["SETTLEGUARD_APP_ID"])
+        finally:
+            stop(worker)
+    print(f"detecting worker:     {detecting:9,.0f} events/s")
+    print(f"ratio worker/trivial: {detecting / reference:9.2f}   (target >= 0.80; >= 8,000/s)")
+
+
+async def paced_publish_and_watch(
+    env: dict[str, str], lines: list[bytes], rate: float
+) -> list[float]:
+    """Publish ``lines`` at ``rate``/s while reading alerts; latency samples in seconds."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    bootstrap = env["SETTLEGUARD_KAFKA_BOOTSTRAP"]
+    produced: dict[tuple[str, str], float] = {}  # (settlement_id, event_time) -> sent at
+    samples: list[float] = []
+    consumer = AIOKafkaConsumer(
+        env["SETTLEGUARD_ALERTS_TOPIC"], bootstrap_servers=bootstrap, auto_offset_reset="latest"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    finished = asyncio.Event()
+
+    async def watch() -> None:
+        while not finished.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            arrived = time.monotonic()
+            for messages in batch.values():
+                for message in messages:
+                    alert = orjson.loads(message.value or b"{}")
+                    sent = produced.get((alert.get("settlement_id"), alert.get("event_time")))
+                    if sent is not None:
+                        samples.append(arrived - sent)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        start = time.monotonic()
+        for index, line in enumerate(lines):
+            due = start + index / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            event = orjson.loads(line)
+            if event.get("kind") == "settlement":
+                produced[(event["settlement_id"], event["event_time"])] = time.monotonic()
+            await producer.send(env["SETTLEGUARD_ORDERS_TOPIC"], line, key=outlet_key(line))
+        await asyncio.sleep(5)  # the last alerts
+    finally:
+        finished.set()
+        await watcher
+        await producer.stop()
+        await consumer.stop()
+    return samples
+
+
+def latency(args: argparse.Namespace) -> None:
+    env = isolated_env(args.bootstrap)
+    create_topics(env)
+    lines = simulate(SimulationConfig(outlets=200, days=60, seed=7)).events
+    lines = lines[: int(args.rate * args.seconds)]
+    with open(Path(env["SETTLEGUARD_DATA_DIR"]) / "worker.log", "wb") as log:
+        worker = start_worker(env, log)
+        try:
+            time.sleep(10)  # joined and assigned
+            samples = asyncio.run(paced_publish_and_watch(env, lines, args.rate))
+        finally:
+            stop(worker)
+    if not samples:
+        raise SystemExit("no alert latency samples: check the worker log")
+    cuts = statistics.quantiles(samples, n=100)
+    print(f"{len(lines):,} events at {args.rate:,.0f}/s, {len(samples)} alerts measured")
+    print(
+        f"produce -> alert: p50 {cuts[49] * 1000:.0f} ms, p95 {cuts[94] * 1000:.0f} ms, "
+        f"p99 {cuts[98] * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms (target p99 <= 500 ms)"
+    )
+
+
+def recovery(args: argparse.Namespace) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from models.state import PartitionState
+    from stream.checkpoint import pack
+    from stream.replay import MemoryStores, partition_for, replay
+    from stream.table_stores import outlet_key as state_key
+    from stream.table_stores import partition_key
+
+    env = isolated_env(args.bootstrap)
+    create_topics(env)
+    partitions = int(env.get("SETTLEGUARD_TOPIC_PARTITIONS", "4"))
+    stores = MemoryStores()
+    import io
+
+    from config.rules import Rules
+
+    sample = b"\n".join(simulate(SimulationConfig(outlets=200, days=60, seed=7)).events) + b"\n"
+    replay(io.BytesIO(sample), "sample", io.BytesIO(), None, Rules(), partitions, stores=stores)
+    templates = list(stores.outlets.values())
+    changelog = f"{env['SETTLEGUARD_APP_ID']}-state-changelog"
+
+    async def fill() -> int:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)
+        await admin.start()
+        await admin.create_topics(
+            [
+                NewTopic(
+                    changelog,
+                    partitions,
+                    1,
+                    topic_configs={"cleanup.policy": "compact", "max.message.bytes": "16777216"},
+                )
+            ]
+        )
+        await admin.close()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=args.bootstrap, linger_ms=50, max_request_size=16777216
+        )
+        await producer.start()
+        written = 0
+        try:
+            pending = []
+            for index in range(args.outlets):
+                state = templates[index % len(templates)]
+                outlet_id = f"W-RECOVERY-{index:06d}"
+                state.outlet_id = outlet_id
+                partition = partition_for(outlet_id, partitions)
+                value = pack(0, 0.0, state.to_bytes(), None)
+                written += len(value)
+                pending.append(
+                    await producer.send(
+                        changelog, value, key=state_key(partition, outlet_id), partition=partition
+                    )
+                )
+                if len(pending) >= 2000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            for partition in range(partitions):
+                value = pack(0, 0.0, PartitionState(partition).to_bytes(), None)
+                await producer.send(
+                    changelog, value, key=partition_key(partition), partition=partition
+                )
+            await asyncio.gather(*pending)
+        finally:
+            await producer.stop()
+        return written
+
+    started = time.monotonic()
+    written = asyncio.run(fill())
+    print(
+        f"wrote {args.outlets:,} outlets' state ({written / 1e6:,.0f} MB) to {changelog} "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+    probe = [sample.split(b"\n")[0]]
+    with open(Path(env["SETTLEGUARD_DATA_DIR"]) / "worker.log", "wb") as log:
+        started = time.monotonic()
+        worker = start_worker(env, log)
+        try:
+            asyncio.run(publish(args.bootstrap, env["SETTLEGUARD_ORDERS_TOPIC"], probe))
+            group = env["SETTLEGUARD_APP_ID"]
+            while sum(asyncio.run(committed(args.bootstrap, group)).values()) < 1:
+                if worker.poll() is not None:
+                    raise SystemExit(f"worker exited with {worker.returncode}")
+                if time.monotonic() - started > 600:
+                    raise SystemExit("worker did not consume within 600 s")
+                time.sleep(0.5)
+            ready = time.monotonic() - started
+        finally:
+            stop(worker)
+    print(
+        f"worker start -> consuming again with {args.outlets:,} outlets: {ready:.1f} s "
+        "(target <= 60 s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("SETTLEGUARD_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    one = sub.add_parser("throughput", help="detecting worker vs a trivial Faust agent")
+    one.add_argument("--outlets", type=int, default=45)
+    one.add_argument("--days", type=int, default=60)
+    two = sub.add_parser("latency", help="produce -> alert at a steady rate")
+    two.add_argument("--rate", type=float, default=1000.0)
+    two.add_argument("--seconds", type=float, default=60.0)
+    three = sub.add_parser("recovery", help="restart with many outlets of state")
+    three.add_argument("--outlets", type=int, default=100_000)
+    args = parser.parse_args()
+    {"throughput": throughput, "latency": latency, "recovery": recovery}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
