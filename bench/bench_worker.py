@@ -36,6 +36,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from conftest import free_port  # noqa: E402
 from kafka_harness import (  # noqa: E402
     SETTLEGUARD,
     committed,
@@ -62,6 +63,7 @@ def isolated_env(bootstrap: str) -> dict[str, str]:
         "SETTLEGUARD_REKEY_TOPIC": f"bench-{suffix}.by-outlet",
         "SETTLEGUARD_RULES_TOPIC": f"bench-{suffix}.rules",
         "SETTLEGUARD_DATA_DIR": tempfile.mkdtemp(prefix="bench-worker-"),
+        "SETTLEGUARD_WEB_PORT": str(free_port()),
         "SETTLEGUARD_LOG_LEVEL": "warning",
         "PYTHONWARNINGS": "ignore",
     }
@@ -180,6 +182,8 @@ async def paced_publish_and_watch(
             if event.get("kind") == "settlement":
                 produced[(event["settlement_id"], event["event_time"])] = time.monotonic()
             await producer.send(env["SETTLEGUARD_ORDERS_TOPIC"], line, key=outlet_key(line))
+            if index % 10_000 == 0:
+                print(f"  {index:,} events sent, {len(samples)} alerts measured", file=sys.stderr)
         await asyncio.sleep(5)  # the last alerts
     finally:
         finished.set()
@@ -198,6 +202,8 @@ def latency(args: argparse.Namespace) -> None:
         worker = start_worker(env, log)
         try:
             time.sleep(10)  # joined and assigned
+            if worker.poll() is not None:
+                raise SystemExit(f"worker exited with {worker.returncode}: see {log.name}")
             samples = asyncio.run(paced_publish_and_watch(env, lines, args.rate))
         finally:
             stop(worker)
