@@ -7,7 +7,7 @@ small fixed sets (event kinds, rejection reasons), never from ids.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from models.decode import REASONS
 
@@ -46,6 +46,12 @@ class Metrics:
             "settleguard_alerts_total",
             "Alerts published, by kind and severity.",
             ["kind", "severity"],
+            registry=registry,
+        )
+        self.arrival_to_alert = Histogram(
+            "settleguard_arrival_to_alert_seconds",
+            "From the triggering message's Kafka timestamp to its alert being sent.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
         # Children bound once: ``labels()`` per event costs more than the increment.

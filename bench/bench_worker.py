@@ -193,6 +193,21 @@ async def paced_publish_and_watch(
     return samples
 
 
+def histogram(env: dict[str, str], name: str) -> dict[str, float]:
+    """A worker's histogram from /metrics: upper bound -> cumulative count."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{env['SETTLEGUARD_WEB_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as page:
+        lines = page.read().decode().splitlines()
+    prefix = f'{name}_bucket{{le="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rpartition(" ")[2])
+        for line in lines
+        if line.startswith(prefix)
+    }
+
+
 def latency(args: argparse.Namespace) -> None:
     env = isolated_env(args.bootstrap)
     create_topics(env)
@@ -205,6 +220,7 @@ def latency(args: argparse.Namespace) -> None:
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited with {worker.returncode}: see {log.name}")
             samples = asyncio.run(paced_publish_and_watch(env, lines, args.rate))
+            inside = histogram(env, "settleguard_arrival_to_alert_seconds")
         finally:
             stop(worker)
     if not samples:
@@ -215,6 +231,7 @@ def latency(args: argparse.Namespace) -> None:
         f"produce -> alert: p50 {cuts[49] * 1000:.0f} ms, p95 {cuts[94] * 1000:.0f} ms, "
         f"p99 {cuts[98] * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms (target p99 <= 500 ms)"
     )
+    print("inside the worker, message timestamp -> alert sent (cumulative):", inside)
 
 
 def recovery(args: argparse.Namespace) -> None:

@@ -3,8 +3,8 @@ changelogged table, alerts and dead letters out, rules followed live, web pages.
 
 The agent reads small batches (``noack_take``, for latency) and hands them to
 ``Pipeline`` — the same engine replay runs — and sends the alerts, dead letters and
-re-keyed events at once. Every ``checkpoint_seconds`` it writes the state changed since
-the last checkpoint (``TableStores``: changed keys, then each partition's closing
+re-keyed events at once. Every ``checkpoint_seconds`` a timer writes the state changed
+since the last checkpoint (``TableStores``: changed keys, then each partition's closing
 record), waits until the broker has all of it and every output, and only then acks the
 events behind it, so their offsets may commit. A crash therefore re-reads at most the
 events since the last checkpoint, against that checkpoint's state: alerts may repeat
@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import faust
@@ -99,31 +98,52 @@ def create_app(
     dead_letter_topic = raw_topic(settings.dead_letter_topic)
     rekey_topic = raw_topic(settings.rekey_topic)
 
-    sent: list[Awaitable[Any]] = []  # outputs sent since the last checkpoint
+    sent: list[Awaitable[Any]] = []  # deliveries of outputs since the last checkpoint
     unacked: list[tuple[Any, Any]] = []  # (stream, event) processed since then
-    last_checkpoint = [time.monotonic()]
+    checkpointing = asyncio.Lock()  # one checkpoint in flight at a time
 
-    def send(out: Outputs) -> None:
-        sent.extend(alerts_topic.send_soon(key=k, value=v) for k, v in out.alerts)
-        sent.extend(dead_letter_topic.send_soon(key=k, value=v) for k, v in out.dead_letters)
-        sent.extend(rekey_topic.send_soon(key=k, value=v, partition=p) for p, k, v in out.rekeyed)
+    async def send(out: Outputs) -> None:
+        """Hand a batch's outputs to the producer now (delivery is awaited at the next
+        checkpoint, before the events behind them are acked)."""
+        for key, value in out.alerts:
+            sent.append(await alerts_topic.send(key=key, value=value))
+        for original_key, record in out.dead_letters:
+            sent.append(await dead_letter_topic.send(key=original_key, value=record))
+        for partition, key, value in out.rekeyed:
+            sent.append(await rekey_topic.send(key=key, value=value, partition=partition))
+
+    async def write_state(writes: Sequence[tuple[int, bytes, bytes | None]]) -> list[Any]:
+        changelog = state.changelog_topic
+        return [
+            await changelog.send(
+                key=key,
+                value=value,
+                partition=partition,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+            for partition, key, value in writes
+        ]
 
     async def checkpoint() -> None:
-        """Write the state changed since the last checkpoint, wait until the broker has it
-        and every output, then ack the events behind it (their offsets may commit)."""
-        batch = stores.take_batch()
-        sent.extend(state.send_changelog(p, k, v) for p, k, v in batch.state)
-        await asyncio.gather(*sent)
-        sent.clear()
-        await asyncio.gather(*(state.send_changelog(p, k, v) for p, k, v in batch.closing))
-        stores.finished(batch)
-        for stream, event in unacked:
-            await stream.ack(event)
-        progress.processed(
-            (e.message.topic, e.message.partition, e.message.offset) for _, e in unacked
-        )
-        unacked.clear()
-        last_checkpoint[0] = time.monotonic()
+        """Write the state changed since the last checkpoint; once the broker has it and
+        every output sent meanwhile, close each partition's batch and ack the events
+        behind it (their offsets may commit). Detection goes on while this waits."""
+        async with checkpointing:
+            async with lock:
+                batch = stores.take_batch()
+                deliveries = [*sent, *await write_state(batch.state)]
+                events = list(unacked)
+                sent.clear()
+                unacked.clear()
+            await asyncio.gather(*deliveries)
+            await asyncio.gather(*await write_state(batch.closing))
+            stores.finished(batch)
+            for stream, event in events:
+                await stream.ack(event)
+            progress.processed(
+                (m.topic, m.partition, m.offset) for _, e in events if (m := e.message)
+            )
 
     @app.agent(raw_topic(*input_names), name="detect")
     async def detect(stream: Any) -> None:
@@ -131,15 +151,13 @@ def create_app(
             async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
                 assigned = app.consumer.assignment()  # revoked partitions: their new owner reads
                 messages = [
-                    Message(m.topic, m.partition, m.offset, m.key, e.value)
+                    Message(m.topic, m.partition, m.offset, m.key, e.value, m.timestamp)
                     for e in events
                     if (m := e.message).tp in assigned
                 ]
                 async with lock:
-                    send(pipeline.process(messages))
+                    await send(pipeline.process(messages))
                     unacked.extend((stream, event) for event in events)
-                    if time.monotonic() - last_checkpoint[0] >= settings.checkpoint_seconds:
-                        await checkpoint()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -147,15 +165,14 @@ def create_app(
             raise
 
     @app.timer(settings.checkpoint_seconds)
-    async def checkpoint_when_quiet() -> None:
-        async with lock:
-            if unacked or stores.dirty_partitions():
-                await checkpoint()
+    async def periodic_checkpoint() -> None:
+        if unacked or stores.dirty_partitions():
+            await checkpoint()
 
     @app.timer(settings.tick_seconds)
     async def advance_quiet_inputs() -> None:
         async with lock:
-            send(pipeline.tick())
+            await send(pipeline.tick())
 
     @app.task
     async def rules_follower() -> None:
@@ -167,8 +184,8 @@ def create_app(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's stub rejects async
     async def hand_off(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await checkpoint()
         async with lock:
-            await checkpoint()
             pipeline.forget()
 
     @app.page("/healthz")

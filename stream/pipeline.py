@@ -44,6 +44,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp: float | None = None  # Kafka's, epoch seconds
 
 
 @dataclass
@@ -121,7 +122,7 @@ class Pipeline:
             self.last_order.setdefault(partition, now)
             self.last_settlement.setdefault(partition, now)
             redeliveries = self.engine.redeliveries
-            self._publish(self.engine.process(event, partition), out, now)
+            self._publish(self.engine.process(event, partition), out, now, message.timestamp)
             self.metrics.redeliveries.inc(self.engine.redeliveries - redeliveries)
             self.latest[partition] = max(self.latest.get(partition, event.ts), event.ts)
         return out
@@ -156,8 +157,12 @@ class Pipeline:
         self.last_settlement.clear()
         self.latest.clear()
 
-    def _publish(self, findings: list[Finding], out: Outputs, now: float) -> None:
+    def _publish(
+        self, findings: list[Finding], out: Outputs, now: float, arrived: float | None = None
+    ) -> None:
         for finding in findings:
             alert = build_alert(finding, self.rules, now)
             self.metrics.alerts.labels(alert["kind"], alert["severity"]).inc()
+            if arrived is not None:
+                self.metrics.arrival_to_alert.observe(max(0.0, self.clock() - arrived))
             out.alerts.append((finding.outlet_id.encode(), orjson.dumps(alert)))

@@ -77,7 +77,8 @@ class TableStores:
         self._live: dict[bytes, Any] = {}
         self._dirty: dict[bytes, tuple[int, Serialisable, float]] = {}
         self._deleted: dict[bytes, int] = {}
-        self._checkpoints: dict[int, int] = {}
+        self._checkpoints: dict[int, int] = {}  # last batch acknowledged, per partition
+        self._taken: dict[int, int] = {}  # last batch taken (maybe still in flight)
         self._chunks: dict[int, list[bytes]] = {}  # reservoir chunks as last written
 
     # ------------------------------------------------------------------ Stores protocol
@@ -152,10 +153,14 @@ class TableStores:
     def take_batch(self) -> Batch:
         """Serialise every change since the last batch into table writes, applied to
         ``data`` at once (as the changelog will hold them); call ``finished`` once the
-        writes are acknowledged."""
+        writes are acknowledged, before taking the next batch. The engine may go on
+        meanwhile: what it reads is the latest state."""
         batch = Batch()
-        for partition in self.dirty_partitions():
-            batch.sequences[partition] = self._checkpoint(partition) + 1
+        partitions = self.dirty_partitions()
+        if any(self._taken.get(p, 0) > self._checkpoint(p) for p in partitions):
+            raise RuntimeError("take_batch() before the previous batch finished")
+        for partition in partitions:
+            batch.sequences[partition] = self._taken[partition] = self._checkpoint(partition) + 1
         closing = {}
         for key, (partition, obj, ts) in list(self._dirty.items()):
             sequence = batch.sequences[partition]
@@ -192,11 +197,13 @@ class TableStores:
         if partitions is None:
             self._live.clear()
             self._checkpoints.clear()
+            self._taken.clear()
             self._chunks.clear()
             return
         self._live = {k: v for k, v in self._live.items() if partition_of_key(k) not in partitions}
         for partition in partitions:
             self._checkpoints.pop(partition, None)
+            self._taken.pop(partition, None)
             self._chunks.pop(partition, None)
         for key in [k for k in self.data if partition_of_key(k) in partitions]:
             del self.data[key]
@@ -211,9 +218,13 @@ class TableStores:
         return found
 
     def _read(self, key: bytes) -> bytes | None:
-        """The bytes ``key`` holds as of its partition's last finished batch."""
+        """The bytes ``key`` holds: as of the partition's last finished batch for what was
+        recovered from the changelog, the latest for what this worker wrote itself."""
         value = self.data.get(key)
-        return None if value is None else current(value, self._checkpoint(partition_of_key(key)))
+        if value is None:
+            return None
+        partition = partition_of_key(key)
+        return current(value, max(self._checkpoint(partition), self._taken.get(partition, 0)))
 
     def _read_chunks(self, partition: int) -> list[bytes]:
         chunks: list[bytes] = []

@@ -59,16 +59,21 @@ def test_checkpointed_value_reads_the_replaced_state_until_its_batch_closes() ->
 
 
 def test_batched_table_state_finds_what_live_state_finds() -> None:
-    """Engine over table stores flushed every 97 events = engine over replay's dicts."""
+    """Engine over table stores, a batch taken every 97 events and acknowledged 40 events
+    later (detection goes on meanwhile) = engine over replay's dicts."""
     stream = events()
     changelog: dict[bytes, bytes] = {}
     stores = TableStores(dict(changelog), partition_of)
     engine = Engine(Rules(), stores)
     alerts: set[tuple[str, str, str | None]] = set()
+    in_flight: Batch | None = None
     for index, event in enumerate(stream, start=1):
         alerts |= found(engine, event)
         if index % 97 == 0:
-            deliver(changelog, stores.take_batch(), stores)
+            in_flight = stores.take_batch()
+        elif index % 97 == 40 and in_flight is not None:
+            deliver(changelog, in_flight, stores)
+            in_flight = None
     assert alerts == live_run(stream)
     assert len(alerts) > 10
 
@@ -155,3 +160,19 @@ def test_forget_drops_a_moved_partition_and_reads_it_back() -> None:
     with pytest.raises(RuntimeError, match="not yet taken"):
         engine.process(stream[600], partition_of(stream[600].outlet_id))
         stores.forget()
+
+
+def test_next_batch_waits_for_the_previous_one() -> None:
+    """A partition's next batch cannot be taken before the previous one is acknowledged
+    (its undo images would be computed against an unfinished checkpoint)."""
+    stream = events()
+    stores = TableStores({}, partition_of)
+    engine = Engine(Rules(), stores)
+    one, two = [e for e in stream if e.outlet_id == stream[0].outlet_id][:2]
+    engine.process(one, partition_of(one.outlet_id))
+    first = stores.take_batch()
+    engine.process(two, partition_of(two.outlet_id))
+    with pytest.raises(RuntimeError, match="previous batch"):
+        stores.take_batch()
+    stores.finished(first)
+    assert stores.take_batch().sequences
