@@ -9,6 +9,7 @@ accrues (``baselines.peer_prior_weight`` observations' worth of trust in the pee
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from config.rules import BaselineRules
 from models.features import ClaimFeatures
@@ -23,6 +24,15 @@ PRIOR_SPREAD = 0.5
 PRIOR_SPREAD_WEIGHT = 3.0
 MIN_WITHIN_WEIGHT = 3.0
 """An outlet's own level is trusted to measure scatter around it after this many claims."""
+
+
+@lru_cache(maxsize=1 << 16)
+def peer_keys(region: str, key: str) -> tuple[str, str, str]:
+    """The peer baselines of baseline ``key`` for an outlet of ``region``: its region's,
+    all outlets', and all outlets' scatter around their own level. Cached, so that every
+    claim looks its baselines up with the very strings they are stored under (no string
+    is built, hashed or compared character by character on the hot path)."""
+    return f"{region}|{key}", f"*|{key}", f"*|{key}|within"
 
 
 def judge(
@@ -46,10 +56,10 @@ def judge(
     region = outlet.region or "*"
     peers = partition.peers
     for quantity in claim.quantities:
-        key = quantity.key
+        region_key, all_key, within_key = peer_keys(region, quantity.key)
         peer_mean, peer_var, peer_weight = shrink(
-            estimate(peers.get(f"{region}|{key}"), ts, half_life),
-            estimate(peers.get(f"*|{key}"), ts, half_life),
+            estimate(peers.get(region_key), ts, half_life),
+            estimate(peers.get(all_key), ts, half_life),
             REGION_PRIOR_WEIGHT,
         )
         # Before peers have much evidence, their spread is unknown rather than zero: a
@@ -58,13 +68,13 @@ def judge(
         peer_var = (peer_weight * peer_var + PRIOR_SPREAD_WEIGHT * PRIOR_SPREAD**2) / (
             peer_weight + PRIOR_SPREAD_WEIGHT
         )
-        within = peers.get(f"*|{key}|within")
+        within = peers.get(within_key)
         within_var = (
             max(within.variance + within.mean * within.mean, floor2)
             if within is not None and within.weight >= MIN_WITHIN_WEIGHT
             else max(peer_var, floor2)
         )
-        own_mean, own_var, own_weight = estimate(outlet.stats.get(key), ts, half_life)
+        own_mean, own_var, own_weight = estimate(outlet.stats.get(quantity.key), ts, half_life)
         if own_weight <= 0 and peer_weight <= 0:
             continue  # nothing known anywhere yet: no judgement
         scatter = max(
@@ -95,9 +105,10 @@ def learn(
     region = outlet.region or "*"
     for quantity in claim.quantities:
         key, value = quantity.key, quantity.value
+        region_key, all_key, within_key = peer_keys(region, key)
         own = outlet.stat(key)
         if own.weight >= MIN_WITHIN_WEIGHT:
-            partition.peer(f"*|{key}|within").update(value - own.mean, ts, half_life, floor)
+            partition.peer(within_key).update(value - own.mean, ts, half_life, floor)
         own.update(value, ts, half_life, floor)
-        partition.peer(f"{region}|{key}").update(value, ts, half_life, floor)
-        partition.peer(f"*|{key}").update(value, ts, half_life, floor)
+        partition.peer(region_key).update(value, ts, half_life, floor)
+        partition.peer(all_key).update(value, ts, half_life, floor)

@@ -110,7 +110,7 @@ class Engine:
         record.event_ids.append(event.event_id)
         record.last_ts = max(record.last_ts, event.ts)
         outlet = self._outlet(event)
-        ctx = Context(event, outlet, part, record, forest=self._forest(partition))
+        ctx = Context(event, outlet, part, record)
         findings = self._order(ctx) if isinstance(event, OrderEvent) else self._settlement(ctx)
         self.stores.put_order(event.outlet_id, event.order_id, record)
         self.stores.put_outlet(outlet)
@@ -197,6 +197,7 @@ class Engine:
     def _settlement(self, ctx: Context) -> list[Finding]:
         event, record = ctx.event, ctx.record
         assert isinstance(event, SettlementEvent)
+        ctx.forest = self._forest(ctx.partition.partition)  # order events never need it
         claim = ctx.claim = claim_features(event)
         baselines.judge(claim, ctx.outlet, ctx.partition, self.rules.baselines, event.ts)
         findings = self.crosscheck.score_one(ctx)
@@ -342,6 +343,8 @@ class Engine:
         ways (an inflated line makes the claim's shape odd too): the stronger is kept and
         the other's reasons are added to it.
         """
+        if not findings:  # the usual case
+            return findings
         info = self.rules.severity.info
         out: list[Finding] = []
         statistical: dict[str | None, int] = {}  # settlement -> index in out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from models.events import SettlementEvent
 
@@ -45,9 +46,24 @@ class ClaimFeatures:
     quantities: list[Quantity] = field(default_factory=list)
 
 
+@lru_cache(maxsize=1 << 12)
+def segment_keys(service_type: str, product_category: str) -> tuple[str, str, str]:
+    """A segment and the baseline keys of its service and labour charges. Cached: every
+    claim of the segment gets the same strings, which the baselines are stored under, so
+    looking them up never builds, hashes or compares a string."""
+    segment = f"{service_type}|{product_category}"
+    return segment, f"{segment}|service", f"{segment}|labor"
+
+
+@lru_cache(maxsize=1 << 14)
+def part_key(part_code: str) -> str:
+    """The baseline key of a part's unit price (cached like ``segment_keys``)."""
+    return f"part|{part_code}"
+
+
 def claim_features(event: SettlementEvent) -> ClaimFeatures:
     """Take ``event`` apart; baselines are filled in later (models/baselines.py)."""
-    segment = f"{event.service_type}|{event.product_category}"
+    segment, service_key, labor_key = segment_keys(event.service_type, event.product_category)
     totals = {"labor": 0.0, "parts": 0.0, "travel": 0.0, "other": 0.0}
     charged: dict[str, int] = {}
     part_lines: list[tuple[str, float, int]] = []
@@ -80,9 +96,9 @@ def claim_features(event: SettlementEvent) -> ClaimFeatures:
     # lines on their own; both vary far more than the service, and adding a legitimate
     # "other" line to it made a tight baseline look inflated.
     service = totals["labor"] + totals["travel"]
-    add(Quantity(f"{segment}|service", "service", math.log1p(service), round(service, 2)))
+    add(Quantity(service_key, "service", math.log1p(service), round(service, 2)))
     if totals["labor"] > 0:
-        add(Quantity(f"{segment}|labor", "labor", math.log1p(totals["labor"]), totals["labor"]))
+        add(Quantity(labor_key, "labor", math.log1p(totals["labor"]), totals["labor"]))
     if totals["other"] > 0:
         add(Quantity("other", "other", math.log1p(totals["other"]), totals["other"]))
     if totals["travel"] > 0:
@@ -91,5 +107,5 @@ def claim_features(event: SettlementEvent) -> ClaimFeatures:
         add(Quantity("travel|km", "travel_km", math.log1p(event.travel_km), event.travel_km))
     for code, amount, quantity in part_lines:
         unit = amount / quantity
-        add(Quantity(f"part|{code}", "part", math.log1p(unit), round(unit, 2)))
+        add(Quantity(part_key(code), "part", math.log1p(unit), round(unit, 2)))
     return claim

@@ -86,10 +86,16 @@ NOTHING: Estimate = (0.0, 0.0, 0.0)
 
 
 def estimate(stat: Decayed | None, ts: float, half_life: float) -> Estimate:
-    """``stat`` as it stands at event time ``ts`` (NOTHING when absent)."""
-    if stat is None or stat.weight <= 0:
+    """``stat`` as it stands at event time ``ts`` (NOTHING when absent). ``variance``
+    and ``decayed_weight`` written out: this runs a dozen times per claim."""
+    if stat is None:
         return NOTHING
-    return stat.mean, stat.variance, stat.decayed_weight(ts, half_life)
+    weight = stat.weight
+    if weight <= 0:
+        return NOTHING
+    if ts <= stat.ts:
+        return stat.mean, stat.ss / weight, weight
+    return stat.mean, stat.ss / weight, weight * 2.0 ** (-(ts - stat.ts) / half_life)
 
 
 def shrink(own: Estimate, prior: Estimate, prior_weight: float) -> Estimate:

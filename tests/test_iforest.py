@@ -302,7 +302,8 @@ def test_unknown_format_version_is_rejected() -> None:
 
 
 def test_bytes_that_are_not_a_model_are_rejected() -> None:
-    """Garbage, missing arrays and out-of-range child links raise a clear ValueError."""
+    """Garbage, missing arrays, out-of-range and shared child links raise a clear
+    ValueError."""
     _, scorer = fitted(CONFIGS[0])
     data = scorer.to_bytes()
     with pytest.raises(ValueError, match="not a ForestScorer model"):
@@ -318,6 +319,12 @@ def test_bytes_that_are_not_a_model_are_rejected() -> None:
     left[np.argmax(left >= 0)] = len(left) + 5
     with pytest.raises(ValueError, match="child or feature indices out of range"):
         ForestScorer.from_bytes(rewrite_npz(data, left=left))
+    with np.load(io.BytesIO(data)) as npz:
+        left, right = npz["left"], npz["right"].copy()
+    split = np.argmax(left >= 0)
+    right[split] = left[split]  # one subtree reached twice, another from nowhere
+    with pytest.raises(ValueError, match=r"do not form trees|trees share nodes"):
+        ForestScorer.from_bytes(rewrite_npz(data, right=right))
 
 
 def test_loading_a_scorer_does_not_import_sklearn(tmp_path: Path) -> None:

@@ -39,6 +39,8 @@ TEST_FAMILY = {
 }
 """Quantities that move together count as one test in the multiple-test allowance (the
 travel fee follows the distance; the service charge is mostly labour)."""
+TAIL = {family: f"amount.{family}" for family in WHAT}
+"""The partition's tail (models/stats.Tail) of each family's z-scores."""
 REPORTABLE_SURPRISE = 2.5
 """Quantities less surprising than this are not listed among the reasons."""
 PRIOR_TAIL = Tail()
@@ -65,7 +67,7 @@ class AmountDetector:
         for quantity in claim.quantities:
             if quantity.weight <= 0 or quantity.z <= Tail.START:
                 continue
-            tail = ctx.partition.tails.get(f"amount.{quantity.family}") or PRIOR_TAIL
+            tail = ctx.partition.tails.get(TAIL[quantity.family]) or PRIOR_TAIL
             surprise = tail.surprise(quantity.z) - allowance
             if surprise >= REPORTABLE_SURPRISE:
                 threshold = quantity.mean + tail.z_for(low + allowance) * quantity.sd
@@ -111,6 +113,4 @@ class AmountDetector:
         half_life = self.rules.baselines.half_life_days * DAY
         for quantity in claim.quantities:
             if quantity.weight > 0:
-                ctx.partition.tail(f"amount.{quantity.family}").learn(
-                    quantity.z, ctx.event.ts, half_life
-                )
+                ctx.partition.tail(TAIL[quantity.family]).learn(quantity.z, ctx.event.ts, half_life)

@@ -26,7 +26,7 @@ class Context:
     partition: PartitionState
     record: OrderRecord
     claim: ClaimFeatures | None = None  # settlement events only
-    forest: ForestModel | None = None  # the partition's current model, once trained
+    forest: ForestModel | None = None  # the partition's model once trained; settlements only
 
 
 class Detector(Protocol):

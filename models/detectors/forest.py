@@ -17,6 +17,7 @@ import hashlib
 import io
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from config.rules import ForestRules, Rules
 from models.detectors.base import DAY, Context
 from models.events import SettlementEvent
-from models.features import ClaimFeatures
+from models.features import ClaimFeatures, part_key
 from models.findings import Finding, Reason
 from models.iforest import ForestScorer
 from models.state import PartitionState
@@ -50,6 +51,13 @@ PART_MIX_HALF_LIFE = 30 * DAY
 """Training rows scored to place the forest's statistic (every n-th row, deterministic)."""
 
 
+@lru_cache(maxsize=1 << 14)
+def segment_key(segment: str, name: str) -> str:
+    """``*|<segment>|<name>``, a statistic all outlets share about a segment. Cached for
+    the reason given in models/features.segment_keys."""
+    return f"*|{segment}|{name}"
+
+
 def _peer_mean(partition: PartitionState, key: str) -> float:
     stat = partition.peers.get(key)
     return stat.mean if stat is not None and stat.weight > 0 else 0.0
@@ -65,9 +73,9 @@ def feature_vector(claim: ClaimFeatures, partition: PartitionState) -> list[floa
         max(-Z_CLIP, min(Z_CLIP, z.get("labor", 0.0))),
         max(-Z_CLIP, min(Z_CLIP, z.get("travel_km", 0.0))),
         float(claim.n_items),
-        service - _peer_mean(partition, f"*|{seg}|service"),
-        (1.0 if claim.parts > 0 else 0.0) - _peer_mean(partition, f"*|{seg}|has_parts"),
-        (1.0 if claim.other > 0 else 0.0) - _peer_mean(partition, f"*|{seg}|has_other"),
+        service - _peer_mean(partition, segment_key(seg, "service")),
+        (1.0 if claim.parts > 0 else 0.0) - _peer_mean(partition, segment_key(seg, "has_parts")),
+        (1.0 if claim.other > 0 else 0.0) - _peer_mean(partition, segment_key(seg, "has_other")),
     ]
 
 
@@ -155,13 +163,13 @@ def rarity(vector: list[float], claim: ClaimFeatures, partition: PartitionState)
         total += min(RARITY_CAP, max(0.0, -math.log10(math.erfc(abs(z) / math.sqrt(2.0)))))
     seg = claim.segment
     for name, present in (("has_parts", claim.parts > 0), ("has_other", claim.other > 0)):
-        rate = min(max(_peer_mean(partition, f"*|{seg}|{name}"), 0.001), 0.999)
+        rate = min(max(_peer_mean(partition, segment_key(seg, name)), 0.001), 0.999)
         total += -math.log10(rate if present else 1.0 - rate)
-    claims = partition.peers.get(f"*|{seg}|claims")
+    claims = partition.peers.get(segment_key(seg, "claims"))
     if claims is not None and claim.charged_parts:
         seen = claims.decayed_weight(claims.ts, PART_MIX_HALF_LIFE)
         for code in claim.charged_parts:
-            used = partition.peers.get(f"*|{seg}|part|{code}")
+            used = partition.peers.get(segment_key(seg, part_key(code)))
             with_code = used.decayed_weight(claims.ts, PART_MIX_HALF_LIFE) if used else 0.0
             # how often claims of this segment charge this part (a repair part on a
             # maintenance job is rare even when each amount is ordinary)
@@ -264,12 +272,14 @@ class ForestDetector:
             partition.forest_queue.append(vector)
         # floor 1.0: a 0/1 rate must not be winsorised towards its mean
         for name, present in (("has_parts", claim.parts > 0), ("has_other", claim.other > 0)):
-            stat = partition.peer(f"*|{claim.segment}|{name}")
+            stat = partition.peer(segment_key(claim.segment, name))
             stat.update(float(present), ctx.event.ts, half_life, 1.0)
         # decayed counts (weights) of the segment's claims and of each part charged on them
         ts = ctx.event.ts
-        partition.peer(f"*|{claim.segment}|claims").update(0.0, ts, PART_MIX_HALF_LIFE, 1.0)
+        partition.peer(segment_key(claim.segment, "claims")).update(
+            0.0, ts, PART_MIX_HALF_LIFE, 1.0
+        )
         for code in claim.charged_parts:
-            partition.peer(f"*|{claim.segment}|part|{code}").update(
+            partition.peer(segment_key(claim.segment, part_key(code))).update(
                 0.0, ts, PART_MIX_HALF_LIFE, 1.0
             )
