@@ -189,9 +189,12 @@ def create_app(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's stub rejects async
     async def hand_off(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await checkpoint()
-        async with lock:
-            pipeline.forget()
+        while True:  # events buffered before the flow stopped may still be processed
+            await checkpoint()
+            async with lock:
+                if not unacked and not stores.dirty_partitions():
+                    pipeline.forget()
+                    return
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's stub rejects async
     async def last_checkpoint(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -204,6 +207,8 @@ def create_app(
         if inputs:
             ends = await app.consumer.highwaters(*inputs)
             progress.observe_ends({(tp.topic, tp.partition): end for tp, end in ends.items()})
+        if app.crashed:
+            progress.crashed(repr(app.crash_reason))
         healthy, details = progress.status()
         details["rule_version"] = pipeline.rules.rule_version
         return view.json(details, status=200 if healthy else 503)
