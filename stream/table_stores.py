@@ -80,6 +80,7 @@ class TableStores:
         self._checkpoints: dict[int, int] = {}  # last batch acknowledged, per partition
         self._taken: dict[int, int] = {}  # last batch taken (maybe still in flight)
         self._chunks: dict[int, list[bytes]] = {}  # reservoir chunks as last written
+        self._order_times: dict[int, dict[bytes, float]] = {}  # order key -> last event time
 
     # ------------------------------------------------------------------ Stores protocol
 
@@ -97,25 +98,16 @@ class TableStores:
 
     def put_order(self, outlet_id: str, order_id: str, record: OrderRecord) -> None:
         partition = self.partition_of(outlet_id)
-        self._put(partition, order_key(partition, outlet_id, order_id), record, record.last_ts)
+        key = order_key(partition, outlet_id, order_id)
+        self._put(partition, key, record, record.last_ts)
+        self._orders_of(partition)[key] = record.last_ts
 
     def expire_orders(self, partition: int, before: float) -> int:
         """Delete the partition's orders not updated since ``before`` (event time)."""
-        prefix = f"r{partition}:".encode()
-        stale = [
-            key
-            for key, value in self.data.items()
-            if key.startswith(prefix)
-            and key not in self._dirty
-            and key not in self._deleted
-            and timestamp_of(value) < before
-        ]
-        stale += [
-            key
-            for key, (_, record, ts) in self._dirty.items()
-            if key.startswith(prefix) and ts < before
-        ]
+        index = self._orders_of(partition)
+        stale = [key for key, ts in index.items() if ts < before]
         for key in stale:
+            del index[key]
             self._live.pop(key, None)
             self._dirty.pop(key, None)
             if key in self.data:
@@ -199,12 +191,14 @@ class TableStores:
             self._checkpoints.clear()
             self._taken.clear()
             self._chunks.clear()
+            self._order_times.clear()
             return
         self._live = {k: v for k, v in self._live.items() if partition_of_key(k) not in partitions}
         for partition in partitions:
             self._checkpoints.pop(partition, None)
             self._taken.pop(partition, None)
             self._chunks.pop(partition, None)
+            self._order_times.pop(partition, None)
         for key in [k for k in self.data if partition_of_key(k) in partitions]:
             del self.data[key]
 
@@ -216,6 +210,19 @@ class TableStores:
             value = self.data.get(partition_key(partition))
             found = self._checkpoints[partition] = sequence_of(value) if value else 0
         return found
+
+    def _orders_of(self, partition: int) -> dict[bytes, float]:
+        """The partition's order keys and last event times (for expiry), indexed from the
+        table on first use and kept up to date after."""
+        index = self._order_times.get(partition)
+        if index is None:
+            prefix = f"r{partition}:".encode()
+            index = self._order_times[partition] = {
+                key: timestamp_of(value)
+                for key, value in self.data.items()
+                if key.startswith(prefix)
+            }
+        return index
 
     def _read(self, key: bytes) -> bytes | None:
         """The bytes ``key`` holds: as of the partition's last finished batch for what was
