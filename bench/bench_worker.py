@@ -64,7 +64,7 @@ def isolated_env(bootstrap: str) -> dict[str, str]:
         "SETTLEGUARD_RULES_TOPIC": f"bench-{suffix}.rules",
         "SETTLEGUARD_DATA_DIR": tempfile.mkdtemp(prefix="bench-worker-"),
         "SETTLEGUARD_WEB_PORT": str(free_port()),
-        "SETTLEGUARD_LOG_LEVEL": "warning",
+        "SETTLEGUARD_LOG_LEVEL": os.environ.get("SETTLEGUARD_LOG_LEVEL", "warning"),
         "PYTHONWARNINGS": "ignore",
     }
 
