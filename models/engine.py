@@ -169,7 +169,7 @@ class Engine:
             activity.burst_surprise = max(activity.burst_surprise, surprise)
             ctx.record.burst = [activity.alerted_burst, activity.burst_surprise]
             self.frequency.remember(ctx, usual=False)
-            return []
+            return self._claims_read_ahead(event, event.order_id, ctx.record)
         findings = self.frequency.score_one(ctx)
         if not findings:
             if activity is not None:
@@ -181,16 +181,40 @@ class Engine:
         activity = ctx.outlet.engineers[event.engineer_id]
         activity.alerted_burst, activity.burst_surprise = burst.key, burst.surprise
         ctx.record.burst = [burst.key, burst.surprise]
+        findings += self._claims_read_ahead(event, event.order_id, ctx.record)
         for _, order_id in activity.recent:
             if order_id != event.order_id:
-                self._mark_burst(event.outlet_id, str(order_id), burst)
+                findings += self._mark_burst(event, str(order_id), burst)
         return findings
 
-    def _mark_burst(self, outlet_id: str, order_id: str, burst: Finding) -> None:
-        record = self.stores.order(outlet_id, order_id)
-        if record is not None:
-            record.burst = [burst.key, burst.surprise]
-            self.stores.put_order(outlet_id, order_id, record)
+    def _mark_burst(self, trigger: OrderEvent, order_id: str, burst: Finding) -> list[Finding]:
+        record = self.stores.order(trigger.outlet_id, order_id)
+        if record is None:
+            return []
+        record.burst = [burst.key, burst.surprise]
+        self.stores.put_order(trigger.outlet_id, order_id, record)
+        return self._claims_read_ahead(trigger, order_id, record)
+
+    def _claims_read_ahead(
+        self, trigger: OrderEvent, order_id: str, record: OrderRecord
+    ) -> list[Finding]:
+        """Claims for a burst's order read before the burst was seen (settlements may be
+        read ahead of the order events): flagged now, as of the order event that revealed
+        the burst."""
+        assert record.burst is not None
+        key, surprise = str(record.burst[0]), float(record.burst[1])
+        return [
+            self._burst_claim(
+                trigger.outlet_id,
+                order_id,
+                settlement_id,
+                trigger.event_time,
+                trigger.ts,
+                key,
+                surprise,
+            )
+            for settlement_id in record.settlements
+        ]
 
     # ------------------------------------------------------------------ settlements
 
@@ -207,7 +231,17 @@ class Engine:
             activity = ctx.outlet.engineers.get(record.engineer_id or "")
             if activity is not None and activity.alerted_burst == key:
                 surprise = max(surprise, activity.burst_surprise)  # the burst grew since
-            findings.append(self._burst_claim(event, key, surprise))
+            findings.append(
+                self._burst_claim(
+                    event.outlet_id,
+                    event.order_id,
+                    event.settlement_id,
+                    event.event_time,
+                    event.ts,
+                    key,
+                    surprise,
+                )
+            )
         if self.rules.amount.enabled:
             findings += self.amount.score_one(ctx)
         findings += self.forest.score_one(ctx)
@@ -237,19 +271,34 @@ class Engine:
             for f in findings
         )
 
-    def _burst_claim(self, event: SettlementEvent, key: str, surprise: float) -> Finding:
-        return Finding.about_claim(
-            "frequency_spike",
-            self.frequency.name,
-            surprise,
-            event,
+    def _burst_claim(
+        self,
+        outlet_id: str,
+        order_id: str,
+        settlement_id: str,
+        event_time: str,
+        ts: float,
+        key: str,
+        surprise: float,
+    ) -> Finding:
+        return Finding(
+            kind="frequency_spike",
+            detector=self.frequency.name,
+            surprise=surprise,
+            outlet_id=outlet_id,
+            key=settlement_id,
+            event_time=event_time,
+            ts=ts,
+            settlement_id=settlement_id,
+            order_id=order_id,
+            settlement_ids=[settlement_id],
             reasons=[
                 Reason(
                     detector=self.frequency.name,
                     feature="burst",
                     value=key,
-                    message=f"claims order {event.order_id}, one of a burst of quick jobs flagged "
-                    f"earlier (engineer, first order: {key.removeprefix('burst|')})",
+                    message=f"claims order {order_id}, one of a burst of quick jobs flagged "
+                    f"(engineer, first order: {key.removeprefix('burst|')})",
                 )
             ],
         )

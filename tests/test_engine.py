@@ -339,6 +339,31 @@ def test_burst_of_quick_jobs_is_flagged_early_and_taints_its_claims() -> None:
         assert spike.order_id == claim.order_id
 
 
+def test_claims_read_before_their_burst_are_flagged_when_it_is_seen() -> None:
+    """Settlements may be read ahead of the order events (two topics): claims for a
+    burst's jobs already judged are flagged once the burst is seen, each exactly once."""
+    f = EventFactory()
+    engine = new_engine()
+    early = [f.settlement(f"BS{n}", f"B{n}", 0.5 + n / 100) for n in range(10)]
+    assert of_kind(feed(engine, early), "frequency_spike") == []
+    spikes: list[Finding] = []
+    for n in range(10):
+        created = 1.0 + n * 5 / 60
+        spikes += of_kind(
+            feed(
+                engine,
+                [
+                    f.order(f"B{n}", "created", created, engineer_id="E-9"),
+                    f.order(f"B{n}", "completed", created + 3 / 60, engineer_id="E-9"),
+                ],
+            ),
+            "frequency_spike",
+        )
+    claims = [s.settlement_id for s in spikes if s.settlement_id is not None]
+    assert sorted(claims) == sorted(c.settlement_id for c in early)
+    assert len(spikes) == len(claims) + 1  # and the burst itself
+
+
 def test_jobs_at_a_normal_pace_are_no_burst() -> None:
     """The same ten jobs each taking 90 minutes are no burst."""
     f = EventFactory()
