@@ -9,6 +9,7 @@ import io
 import os
 import signal
 import time
+import urllib.request
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -143,16 +144,7 @@ def test_two_workers_share_partitions_and_take_over(
 
 def events_in(env: dict[str, str]) -> float:
     """The events a worker has decoded, from its /metrics page."""
-    import urllib.request
-
-    url = f"http://127.0.0.1:{env['SETTLEGUARD_WEB_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as page:
-        text = page.read().decode()
-    return sum(
-        float(line.rpartition(" ")[2])
-        for line in text.splitlines()
-        if line.startswith("settleguard_events_in_total{")
-    )
+    return metrics_of(env)["events_in"]
 
 
 def test_two_workers_switch_rules_live(worker_env: dict[str, str], tmp_path: Path) -> None:
@@ -232,8 +224,7 @@ def test_events_keyed_otherwise_are_rekeyed_by_outlet(
 
 
 def metrics_of(env: dict[str, str]) -> dict[str, float]:
-    import urllib.request
-
+    """A worker's /metrics samples by name (with labels); ``events_in`` sums the kinds."""
     url = f"http://127.0.0.1:{env['SETTLEGUARD_WEB_PORT']}/metrics"
     with urllib.request.urlopen(url, timeout=5) as page:
         text = page.read().decode()
