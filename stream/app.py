@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import multiprocessing
 from collections.abc import Awaitable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import faust
@@ -32,7 +34,7 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.health import Progress
-from stream.pipeline import Message, Outputs, Pipeline
+from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
 from stream.replay import partition_for
 from stream.rules_topic import follow_rules
 from stream.table_stores import TableStores
@@ -84,6 +86,7 @@ def create_app(
         lambda outlet_id: partition_for(outlet_id, settings.topic_partitions)
     )
     stores = TableStores(state.data, partition_of)
+    training = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     pipeline = Pipeline(
         rules,
         stores,
@@ -91,6 +94,7 @@ def create_app(
         settings.rekey_topic,
         settings.idle_seconds,
         initial_forest,
+        training=training,
     )
     progress = Progress(settings.stall_seconds)
     lock = asyncio.Lock()  # one batch, tick, rules switch or hand-off at a time
@@ -173,6 +177,10 @@ def create_app(
     async def advance_quiet_inputs() -> None:
         async with lock:
             await send(pipeline.tick())
+
+    @app.task
+    async def warm_up() -> None:
+        await asyncio.wrap_future(training.submit(warm_up_training))
 
     @app.task
     async def rules_follower() -> None:

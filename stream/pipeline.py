@@ -16,7 +16,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 import orjson
@@ -69,13 +69,16 @@ class Pipeline:
         idle_seconds: float = 60.0,
         initial_forest: ForestModel | None = None,
         clock: Callable[[], float] = time.time,
+        training: Executor | None = None,
     ) -> None:
+        """``training`` retrains forests away from the event loop (the worker gives a
+        process: fitting in a thread holds the GIL for seconds); None trains inline."""
         self.stores = stores
         self.metrics = metrics
         self.intake = Intake(metrics)
-        self.training = ThreadPoolExecutor(1, thread_name_prefix="forest-training")
-        self.training.submit(importlib.import_module, "sklearn.ensemble")  # warm, off the loop
-        self.engine = Engine(rules, stores, self._train, initial_forest)
+        self.training = training
+        trainer = self._train if training is not None else None
+        self.engine = Engine(rules, stores, trainer, initial_forest)
         self.rekey_topic = rekey_topic
         self.idle_seconds = idle_seconds
         self.clock = clock
@@ -86,8 +89,9 @@ class Pipeline:
         self.latest: dict[int, float] = {}
 
     def _train(self, rows: list[list[float]], generation: int) -> Future[ForestModel]:
-        """Retrain a forest off the event loop; the engine installs it a few hundred
-        claims later, at the same point replay does."""
+        """Retrain a forest in ``training``; the engine installs it a few hundred claims
+        later, at the same point replay does."""
+        assert self.training is not None
         return self.training.submit(train_forest, rows, self.rules.forest, generation)
 
     @property
@@ -166,3 +170,8 @@ class Pipeline:
             if arrived is not None:
                 self.metrics.arrival_to_alert.observe(max(0.0, self.clock() - arrived))
             out.alerts.append((finding.outlet_id.encode(), orjson.dumps(alert)))
+
+
+def warm_up_training() -> None:
+    """Import scikit-learn in a training process before the first forest is due."""
+    importlib.import_module("sklearn.ensemble")
