@@ -15,6 +15,8 @@ latency: publishes the stream at a steady rate and reads the alerts topic meanwh
 recovery: writes the state of N outlets (copies of real outlets' state) to the worker's
   changelog, starts a worker and prints how long until it consumes a new event
   (target: <= 60 s for 100,000 outlets).
+
+BENCH_WORKER_ARGS adds arguments to the latency run's worker (e.g. "--config rules.yaml").
 """
 
 from __future__ import annotations
