@@ -7,7 +7,7 @@ small fixed sets (event kinds, rejection reasons), never from ids.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
 from models.decode import REASONS
 
@@ -53,6 +53,16 @@ class Metrics:
             "From the triggering message's Kafka timestamp to its alert being sent.",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
+        )
+        self.event_time_to_alert = Histogram(
+            "settleguard_event_time_to_alert_seconds",
+            "From the event time of the finding's event to its alert being sent (includes "
+            "upstream delay and grace periods).",
+            buckets=(1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
+            registry=registry,
+        )
+        self.rules_in_force = Info(
+            "settleguard_rules", "The rule set in force (rule_version).", registry=registry
         )
         # Children bound once: ``labels()`` per event costs more than the increment.
         self.events_in_by_kind = {kind: self.events_in.labels(kind) for kind in EVENT_KINDS}

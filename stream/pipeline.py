@@ -79,6 +79,7 @@ class Pipeline:
         self.training = training
         trainer = self._train if training is not None else None
         self.engine = Engine(rules, stores, trainer, initial_forest)
+        metrics.rules_in_force.info({"rule_version": rules.rule_version})
         self.rekey_topic = rekey_topic
         self.idle_seconds = idle_seconds
         self.clock = clock
@@ -103,6 +104,7 @@ class Pipeline:
         if rules.rule_version != self.rules.rule_version:
             log.info("rules %s -> %s", self.rules.rule_version, rules.rule_version)
             self.engine.use_rules(rules)
+            self.metrics.rules_in_force.info({"rule_version": rules.rule_version})
 
     def process(self, messages: Iterable[Message]) -> Outputs:
         """Run a batch of messages through intake and the engine."""
@@ -167,6 +169,7 @@ class Pipeline:
         for finding in findings:
             alert = build_alert(finding, self.rules, now)
             self.metrics.alerts.labels(alert["kind"], alert["severity"]).inc()
+            self.metrics.event_time_to_alert.observe(max(0.0, now - finding.ts))
             if arrived is not None:
                 self.metrics.arrival_to_alert.observe(max(0.0, self.clock() - arrived))
             out.alerts.append((finding.outlet_id.encode(), orjson.dumps(alert)))

@@ -111,6 +111,12 @@ def test_new_rules_apply_to_what_is_processed_after() -> None:
     assert flow.rules.rule_version == new.rule_version
     assert versions <= {Rules().rule_version, new.rule_version}
     assert {orjson.loads(v)["rule_version"] for _, v in second.alerts} == {new.rule_version}
+    registry = flow.metrics.registry
+    info = {"rule_version": new.rule_version}
+    assert registry.get_sample_value("settleguard_rules_info", info) == 1.0
+    alerts = len(first.alerts + second.alerts)
+    count = registry.get_sample_value("settleguard_event_time_to_alert_seconds_count")
+    assert count == alerts > 0
 
 
 def test_health_fails_only_when_input_waits_and_nothing_finishes() -> None:
