@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import statistics
 import subprocess
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -45,11 +48,18 @@ from kafka_harness import (  # noqa: E402
     end_offsets,
     outlet_key,
     publish,
+    scrape,
     start_worker,
     stop,
 )
 
+from config.rules import Rules  # noqa: E402
+from models.state import PartitionState  # noqa: E402
+from stream.checkpoint import pack  # noqa: E402
+from stream.replay import MemoryStores, partition_for, replay  # noqa: E402
 from stream.simulator import SimulationConfig, simulate  # noqa: E402
+from stream.table_stores import outlet_key as state_key  # noqa: E402
+from stream.table_stores import partition_key  # noqa: E402
 
 
 def isolated_env(bootstrap: str) -> dict[str, str]:
@@ -152,8 +162,6 @@ async def paced_publish_and_watch(
     env: dict[str, str], lines: list[bytes], rate: float
 ) -> list[float]:
     """Publish ``lines`` at ``rate``/s while reading alerts; latency samples in seconds."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     bootstrap = env["SETTLEGUARD_KAFKA_BOOTSTRAP"]
     produced: dict[tuple[str, str], float] = {}  # (settlement_id, event_time) -> sent at
     samples: list[float] = []
@@ -203,17 +211,9 @@ async def paced_publish_and_watch(
 
 def histogram(env: dict[str, str], name: str) -> dict[str, float]:
     """A worker's histogram from /metrics: upper bound -> cumulative count."""
-    import urllib.request
-
-    url = f"http://127.0.0.1:{env['SETTLEGUARD_WEB_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as page:
-        lines = page.read().decode().splitlines()
     prefix = f'{name}_bucket{{le="'
-    return {
-        line[len(prefix) :].split('"')[0]: float(line.rpartition(" ")[2])
-        for line in lines
-        if line.startswith(prefix)
-    }
+    samples = scrape(int(env["SETTLEGUARD_WEB_PORT"]))
+    return {k[len(prefix) :].split('"')[0]: v for k, v in samples.items() if k.startswith(prefix)}
 
 
 def latency(args: argparse.Namespace) -> None:
@@ -243,30 +243,16 @@ def latency(args: argparse.Namespace) -> None:
 
 
 def recovery(args: argparse.Namespace) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    from models.state import PartitionState
-    from stream.checkpoint import pack
-    from stream.replay import MemoryStores, partition_for, replay
-    from stream.table_stores import outlet_key as state_key
-    from stream.table_stores import partition_key
-
     env = isolated_env(args.bootstrap)
     create_topics(env)
     partitions = int(env.get("SETTLEGUARD_TOPIC_PARTITIONS", "4"))
     stores = MemoryStores()
-    import io
-
-    from config.rules import Rules
-
     sample = b"\n".join(simulate(SimulationConfig(outlets=200, days=60, seed=7)).events) + b"\n"
     replay(io.BytesIO(sample), "sample", io.BytesIO(), None, Rules(), partitions, stores=stores)
     templates = list(stores.outlets.values())
     changelog = f"{env['SETTLEGUARD_APP_ID']}-state-changelog"
 
     async def fill() -> int:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
         admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)
         await admin.start()
         await admin.create_topics(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +68,7 @@ def worker(settings: Settings, config_path: Path | None, model_path: Path | None
     import faust  # imported here: the other commands do not need Faust's start-up cost
 
     from stream.app import create_app
-    from stream.replay import FULL_COLLECTION_THRESHOLD
+    from stream.replay import collect_rarely
     from stream.topics import PartitionCountError, ensure_topics
 
     loop = asyncio.new_event_loop()
@@ -86,9 +85,7 @@ def worker(settings: Settings, config_path: Path | None, model_path: Path | None
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)
     app = create_app(settings, rules, initial_forest=model)
-    # The state's objects hold no reference cycles: full collections walking them all
-    # would only cost time (see stream/replay.py, rare_full_collections).
-    gc.set_threshold(gc.get_threshold()[0], gc.get_threshold()[1], FULL_COLLECTION_THRESHOLD)
+    collect_rarely()  # for as long as the worker runs
     faust.Worker(app, loglevel=settings.log_level, loop=loop).execute_from_commandline()
 
 

@@ -129,16 +129,23 @@ FULL_COLLECTION_THRESHOLD = 1000
 """Replay's third ``gc`` threshold (Python's default is 10): see ``rare_full_collections``."""
 
 
-@contextmanager
-def rare_full_collections() -> Iterator[None]:
-    """Run the block with full garbage collections a hundred times rarer than by default.
+def collect_rarely() -> tuple[int, int, int]:
+    """Make full garbage collections a hundred times rarer than by default; return the
+    previous thresholds.
 
-    Replay's state grows to some 300,000 objects (order records, baselines) that are never
-    part of a reference cycle, and each full collection walks all of them again: with the
-    default thresholds, six full collections took 5% of a 286k-event replay. Young objects
-    are collected as usual; the previous thresholds are restored on exit."""
+    The detection state grows to hundreds of thousands of objects (order records,
+    baselines) that are never part of a reference cycle, and each full collection walks
+    all of them again: with the default thresholds, six full collections took 5% of a
+    286k-event replay. Young objects are collected as usual."""
     thresholds = gc.get_threshold()
     gc.set_threshold(thresholds[0], thresholds[1], FULL_COLLECTION_THRESHOLD)
+    return thresholds
+
+
+@contextmanager
+def rare_full_collections() -> Iterator[None]:
+    """Run the block under ``collect_rarely``; the previous thresholds are restored on exit."""
+    thresholds = collect_rarely()
     try:
         yield
     finally:

@@ -5,7 +5,8 @@ workers to read at start and follow while running."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -52,8 +53,11 @@ async def push_rules(settings: Settings, rules: Rules, text: str) -> str:
     return rules.rule_version
 
 
-async def latest_rules(settings: Settings) -> dict[str, Any] | None:
-    """The last rule set pushed (``rule_version`` and ``yaml``), or None if none was."""
+@asynccontextmanager
+async def _rules_partition(
+    settings: Settings,
+) -> AsyncIterator[tuple[AIOKafkaConsumer, TopicPartition]]:
+    """A group-less consumer assigned the rules topic's one partition."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
     )
@@ -61,6 +65,14 @@ async def latest_rules(settings: Settings) -> dict[str, Any] | None:
     try:
         partition = TopicPartition(settings.rules_topic, 0)
         consumer.assign([partition])
+        yield consumer, partition
+    finally:
+        await consumer.stop()
+
+
+async def latest_rules(settings: Settings) -> dict[str, Any] | None:
+    """The last rule set pushed (``rule_version`` and ``yaml``), or None if none was."""
+    async with _rules_partition(settings) as (consumer, partition):
         end = (await consumer.end_offsets([partition]))[partition]
         if end == 0:
             return None
@@ -68,8 +80,6 @@ async def latest_rules(settings: Settings) -> dict[str, Any] | None:
         batch = await consumer.getmany(partition, timeout_ms=10_000)
         messages = batch.get(partition, [])
         return orjson.loads(messages[-1].value) if messages else None
-    finally:
-        await consumer.stop()
 
 
 async def follow_rules(settings: Settings, apply: Callable[[Rules], Awaitable[None]]) -> None:
@@ -77,13 +87,7 @@ async def follow_rules(settings: Settings, apply: Callable[[Rules], Awaitable[No
     as long as the worker runs; an invalid one is logged and skipped (``rules push``
     validates, so only a foreign producer can publish one)."""
     await ensure_rules_topic(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    try:
-        partition = TopicPartition(settings.rules_topic, 0)
-        consumer.assign([partition])
+    async with _rules_partition(settings) as (consumer, partition):
         await consumer.seek_to_beginning(partition)
         async for message in consumer:
             try:
@@ -93,5 +97,3 @@ async def follow_rules(settings: Settings, apply: Callable[[Rules], Awaitable[No
                 log.error("ignoring rule set at %s@%s: %s", message.topic, message.offset, exc)
                 continue
             await apply(rules)
-    finally:
-        await consumer.stop()

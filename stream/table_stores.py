@@ -115,17 +115,13 @@ class TableStores:
         return len(stale)
 
     def partition(self, partition: int) -> PartitionState | None:
-        key = partition_key(partition)
-        found = self._live.get(key)
-        if found is not None:
-            return found
-        raw = self._read(key)
-        if raw is None:
-            return None
-        part = self._live[key] = PartitionState.from_bytes(raw)
-        chunks = self._chunks[partition] = self._read_chunks(partition)
-        part.forest_rows = [row for chunk in chunks for row in orjson.loads(chunk)]
-        return part
+        def load(raw: bytes) -> PartitionState:
+            part = PartitionState.from_bytes(raw)
+            chunks = self._chunks[partition] = self._read_chunks(partition)
+            part.forest_rows = [row for chunk in chunks for row in orjson.loads(chunk)]
+            return part
+
+        return self._get(partition_key(partition), load)
 
     def put_partition(self, state: PartitionState) -> None:
         self._put(state.partition, partition_key(state.partition), state)

@@ -151,6 +151,23 @@ def stop(worker: subprocess.Popen[Any]) -> None:
             worker.wait(10)
 
 
+def scrape(port: int) -> dict[str, float]:
+    """A worker's /metrics page as {sample name with labels: value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def total(samples: dict[str, float], metric: str) -> float:
+    """The sum of ``metric`` over all its labels."""
+    return sum(v for k, v in samples.items() if k.startswith(metric + "{") or k == metric)
+
+
 def get_json(url: str) -> tuple[int, dict[str, Any]]:
     """(status, body) of a JSON page; status 0 when nothing answers."""
     try:

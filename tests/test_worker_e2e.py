@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,9 @@ from aiokafka import AIOKafkaConsumer
 
 from stream.dead_letter import original_bytes
 from tests.conftest import SETTLEGUARD, run_settleguard
+from tests.kafka_harness import scrape, total
 
 pytestmark = pytest.mark.e2e
-
-
-def scrape(port: int) -> dict[str, float]:
-    """The worker's /metrics page as {sample name with labels: value}."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
-        text = page.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
-
-
-def total(samples: dict[str, float], metric: str) -> float:
-    return sum(v for k, v in samples.items() if k.startswith(metric + "{") or k == metric)
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float) -> list[bytes]:

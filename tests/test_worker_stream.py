@@ -9,7 +9,6 @@ import io
 import os
 import signal
 import time
-import urllib.request
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -23,8 +22,10 @@ from kafka_harness import (
     get_json,
     publish,
     read_alerts,
+    scrape,
     start_worker,
     stop,
+    total,
     wait_consumed,
 )
 
@@ -225,17 +226,8 @@ def test_events_keyed_otherwise_are_rekeyed_by_outlet(
 
 def metrics_of(env: dict[str, str]) -> dict[str, float]:
     """A worker's /metrics samples by name (with labels); ``events_in`` sums the kinds."""
-    url = f"http://127.0.0.1:{env['SETTLEGUARD_WEB_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as page:
-        text = page.read().decode()
-    samples: dict[str, float] = {"events_in": 0.0}
-    for line in text.splitlines():
-        if line.startswith("#") or not line:
-            continue
-        name, _, value = line.rpartition(" ")
-        if name.startswith("settleguard_events_in_total{"):
-            samples["events_in"] += float(value)
-        samples[name] = float(value)
+    samples = scrape(int(env["SETTLEGUARD_WEB_PORT"]))
+    samples["events_in"] = total(samples, "settleguard_events_in_total")
     return samples
 
 
