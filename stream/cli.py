@@ -98,9 +98,12 @@ def topics() -> None:
 @click.pass_obj
 def topics_create(settings: Settings) -> None:
     """Create every topic the worker needs (idempotent)."""
-    from stream.topics import ensure_topics, topic_names
+    from stream.topics import PartitionCountError, ensure_topics, topic_names
 
-    created = asyncio.run(ensure_topics(settings))
+    try:
+        created = asyncio.run(ensure_topics(settings))
+    except PartitionCountError as error:
+        raise click.ClickException(str(error)) from error
     for name in topic_names(settings):
         click.echo(f"{name}: {'created' if name in created else 'exists'}")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
@@ -43,12 +46,7 @@ async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
                 # Already-exists means another worker won the race: that is success too.
                 if code and error is not TopicAlreadyExistsError:
                     raise error(f"cannot create topic {name!r}")
-        described = await admin.describe_topics(input_topics(settings))
-        wrong = {
-            t["topic"]: len(t["partitions"])
-            for t in described
-            if len(t["partitions"]) != settings.topic_partitions
-        }
+        wrong = await _partition_counts_off(admin, settings)
         if wrong:
             raise PartitionCountError(
                 f"input topics must all have SETTLEGUARD_TOPIC_PARTITIONS="
@@ -59,3 +57,22 @@ async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
         return missing
     finally:
         await admin.close()
+
+
+async def _partition_counts_off(
+    admin: AIOKafkaAdminClient, settings: Settings, settle_seconds: float = 15.0
+) -> dict[str, int]:
+    """Input topics whose partition count differs from the setting.
+
+    A topic just created may describe with no partitions (or an error) until its
+    metadata has spread across the broker, so an empty answer is asked again
+    until ``settle_seconds`` pass; a real count that differs is reported at once.
+    """
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        described = await admin.describe_topics(input_topics(settings))
+        counts = {t["topic"]: len(t["partitions"]) for t in described}
+        settling = any(t["error_code"] or not t["partitions"] for t in described)
+        if not settling or time.monotonic() > deadline:
+            return {name: n for name, n in counts.items() if n != settings.topic_partitions}
+        await asyncio.sleep(0.2)
