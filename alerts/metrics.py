@@ -2,12 +2,14 @@
 
 Each ``Metrics`` owns the registry it was given, so tests build a fresh
 ``CollectorRegistry()`` and read values with ``get_sample_value``. Label values come from
-small fixed sets (event kinds, rejection reasons), never from ids.
+small fixed sets (event kinds, rejection reasons, sink names, verdicts), never from
+alert or event ids; the per-outlet rating gauges are labelled by ``outlet_id``, bounded by
+the number of outlets a worker owns (their series are removed when a partition leaves).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from models.decode import REASONS
 
@@ -63,6 +65,83 @@ class Metrics:
         )
         self.rules_in_force = Info(
             "settleguard_rules", "The rule set in force (rule_version).", registry=registry
+        )
+        self.model_version = Info(
+            "settleguard_model",
+            "The isolation-forest model in force per partition (model_version).",
+            ["partition"],
+            registry=registry,
+        )
+        self.sink_backlog = Gauge(
+            "settleguard_sink_backlog",
+            "Alerts read by a sink (review, mail) and not yet delivered.",
+            ["sink"],
+            registry=registry,
+        )
+        self.sink_failures = Counter(
+            "settleguard_sink_failures_total",
+            "Failed delivery attempts of a sink (the destination was down or refused); "
+            "each is retried with backoff.",
+            ["sink"],
+            registry=registry,
+        )
+        self.review_enqueued = Counter(
+            "settleguard_review_enqueued_total",
+            "Alerts appended to the review queue (at most once per alert id).",
+            registry=registry,
+        )
+        self.review_queue_depth = Gauge(
+            "settleguard_review_queue_depth",
+            "Entries in the review queue stream (XLEN).",
+            registry=registry,
+        )
+        self.review_queue_pending = Gauge(
+            "settleguard_review_queue_pending",
+            "Review queue entries not yet acknowledged by reviewers (never delivered or "
+            "delivered and not acked).",
+            registry=registry,
+        )
+        self.mails_sent = Counter(
+            "settleguard_mails_sent_total",
+            "Alert mails (single or digest) accepted by the SMTP server.",
+            registry=registry,
+        )
+        self.mails_retried = Counter(
+            "settleguard_mails_retried_total",
+            "Mail attempts that failed and were kept in the outbox to retry.",
+            registry=registry,
+        )
+        self.mails_failed = Counter(
+            "settleguard_mails_failed_total",
+            "Mails the SMTP server rejected permanently (5xx), by then given up.",
+            registry=registry,
+        )
+        self.verdicts = Counter(
+            "settleguard_verdicts_total",
+            "Reviewers' verdicts applied to an outlet's state, by outcome.",
+            ["verdict"],
+            registry=registry,
+        )
+        self.outlet_rating = Gauge(
+            "settleguard_outlet_rating",
+            "Per-outlet rating figures over the rating window (CONTRACT section 4), by "
+            "figure: settlements, alerts, confirmed, dismissed, compliance_rate, "
+            "anomaly_rate, stars.",
+            ["outlet_id", "figure"],
+            registry=registry,
+        )
+        self.outlet_claim = Gauge(
+            "settleguard_outlet_claim_amount",
+            "Per outlet, its latest settlement claim: the amount claimed and the amount its "
+            "baseline expected (for the outlet drill-down).",
+            ["outlet_id", "quantity"],
+            registry=registry,
+        )
+        self.outlet_alerts = Gauge(
+            "settleguard_outlet_alerts",
+            "Per-outlet alerts in the rating window, by kind.",
+            ["outlet_id", "kind"],
+            registry=registry,
         )
         # Children bound once: ``labels()`` per event costs more than the increment.
         self.events_in_by_kind = {kind: self.events_in.labels(kind) for kind in EVENT_KINDS}

@@ -30,6 +30,21 @@ class Settings(BaseSettings):
         "settleguard.events-by-outlet",
         description="internal: events re-keyed onto their outlet's partition",
     )
+    verdicts_topic: str = Field(
+        "settleguard.verdicts",
+        description="internal: reviewers' verdicts keyed by outlet, applied by its partition",
+    )
+    ratings_topic: str = Field(
+        "settleguard.ratings", description="compacted: latest rating figures per outlet"
+    )
+    review_stream: str = Field("settleguard:review", description="Redis Stream reviewers read")
+    review_group: str = Field("reviewers", description="consumer group on the review stream")
+    review_max_entries: int = Field(
+        100_000, ge=100, description="cap on the review stream (acknowledged entries trimmed)"
+    )
+    verdicts_stream: str = Field(
+        "settleguard:verdicts", description="Redis Stream reviewers write verdicts to"
+    )
     topic_partitions: int = Field(4, ge=1, description="partitions of the topics we create")
     standby_replicas: int = Field(1, ge=0, description="warm copies of each table partition")
 

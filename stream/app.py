@@ -30,9 +30,11 @@ from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from alerts.metrics import Metrics
+from alerts.sinks import make_sinks
 from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
+from stream.alert_sinks import SinkRunner
 from stream.health import Progress
 from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
 from stream.replay import partition_for
@@ -87,10 +89,11 @@ def create_app(
     )
     stores = TableStores(state.data, partition_of)
     training = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    metrics = Metrics(registry)
     pipeline = Pipeline(
         rules,
         stores,
-        Metrics(registry),
+        metrics,
         settings.rekey_topic,
         settings.idle_seconds,
         initial_forest,
@@ -189,6 +192,9 @@ def create_app(
                 pipeline.use_rules(new)
 
         await follow_rules(settings, apply)
+
+    for sink in make_sinks(settings, lambda: pipeline.rules, metrics):
+        app.task(SinkRunner(settings, sink, metrics).run)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's stub rejects async
     async def hand_off(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -1,0 +1,18 @@
+"""The sinks the worker feeds from the alerts topic (see ``stream/alert_sinks.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from alerts.metrics import Metrics
+from config.rules import Rules
+from config.settings import Settings
+from stream.alert_sinks import AlertSink
+
+
+def make_sinks(
+    settings: Settings, current_rules: Callable[[], Rules], metrics: Metrics
+) -> list[AlertSink]:
+    """Every sink of this deployment; ``current_rules`` gives the live rule set (routing,
+    review threshold) at the time of each call."""
+    return []
