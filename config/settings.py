@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     review_max_entries: int = Field(
         100_000, ge=100, description="cap on the review stream (acknowledged entries trimmed)"
     )
+    redis_key_prefix: str = Field(
+        "settleguard:",
+        description="prefix of settleguard's own Redis keys (alert index, mail dedupe)",
+    )
     verdicts_stream: str = Field(
         "settleguard:verdicts", description="Redis Stream reviewers write verdicts to"
     )
