@@ -104,6 +104,56 @@ class ForestRules(_Strict):
     seed: int = 20261204
 
 
+class FeedbackRules(_Strict):
+    """How reviewers' verdicts change scoring (models/feedback.py)."""
+
+    half_life_days: float = Field(
+        60.0, gt=0, description="a dismissal's effect halves in this much event time"
+    )
+    peer_outlets: int = Field(
+        3,
+        ge=1,
+        description="outlets of a region dismissing one quantity before it is "
+        "accepted for their peers",
+    )
+    peer_credit: float = Field(
+        0.5, ge=0, le=1, description="strength of a peer group's acceptance (an outlet's own is 1)"
+    )
+
+
+class RatingWeights(_Strict):
+    """Weights of the star rating's components (normalised over the ones present)."""
+
+    compliance: float = Field(0.5, ge=0)
+    anomalies: float = Field(0.2, ge=0)
+    response: float = Field(0.15, ge=0)
+    satisfaction: float = Field(0.15, ge=0)
+
+
+class RatingRules(_Strict):
+    """Per-outlet rating figures (CONTRACT section 4, models/rating.py)."""
+
+    window_days: float = Field(30.0, gt=0, le=365, description="rating window, event time")
+    weights: RatingWeights = RatingWeights()
+    compliance_floor: float = Field(
+        0.8, ge=0, lt=1, description="compliance rate scoring 0 (1.0 scores 1)"
+    )
+    anomaly_ceiling: float = Field(
+        0.2, gt=0, le=1, description="anomaly rate scoring 0 (none scores 1)"
+    )
+    response_good_hours: float = Field(24.0, gt=0, description="response time scoring 1")
+    response_bad_hours: float = Field(96.0, gt=0, description="response time scoring 0")
+
+    @model_validator(mode="after")
+    def _response_range(self) -> RatingRules:
+        if self.response_bad_hours <= self.response_good_hours:
+            raise ValueError(
+                f"response_bad_hours ({self.response_bad_hours}) must exceed "
+                f"response_good_hours ({self.response_good_hours})"
+            )
+        return self
+
+
 class FeeRule(_Strict):
     """A standard fee: the most an item code may claim for one job of a segment."""
 
@@ -123,6 +173,8 @@ class Rules(_Strict):
     frequency: FrequencyRules = FrequencyRules()
     crosscheck: CrossCheckRules = CrossCheckRules()
     forest: ForestRules = ForestRules()
+    feedback: FeedbackRules = FeedbackRules()
+    rating: RatingRules = RatingRules()
     fee_table: tuple[FeeRule, ...] = ()
 
     @property

@@ -87,6 +87,7 @@ def judge(
         level = (own_weight * own_mean / scatter + peer_mean / between) / precision
         spread = math.sqrt(scatter + 1.0 / precision)
         quantity.mean, quantity.sd = level, spread
+        quantity.scatter = math.sqrt(max(within_var, floor2))
         quantity.weight = own_weight + min(peer_weight, rules.peer_prior_weight)
         quantity.z = (quantity.value - level) / spread
 

@@ -25,7 +25,7 @@ from typing import Protocol
 import orjson
 
 from config.rules import Rules
-from models import baselines
+from models import baselines, feedback, rating
 from models.decode import decode
 from models.detectors.amount import AmountDetector
 from models.detectors.base import DAY, Context
@@ -36,8 +36,11 @@ from models.events import Event, OrderEvent, SettlementEvent, event_to_dict
 from models.features import claim_features
 from models.findings import Finding, Reason
 from models.state import OrderRecord, OutletState, PartitionState
+from models.verdicts import Verdict
 
 EXPIRY_SWEEP_SECONDS = DAY
+RECENT_CLAIMS = 30
+"""Latest claims kept per outlet, for the chart in alert mails (``recent_claims``)."""
 FOREST_INSTALL_LAG = 200
 """Settlements between starting a retraining and installing its forest: time for the
 worker to train in the background, at a point that replay reproduces exactly."""
@@ -83,6 +86,7 @@ class Engine:
         self.custom_trainer = trainer
         self.pending_forests: dict[int, ForestModel | Future[ForestModel]] = {}
         self.redeliveries = 0
+        self.rated: set[str] = set()  # outlets whose rating figures changed (drain_rated)
         self.use_rules(rules)
 
     def use_rules(self, rules: Rules) -> None:
@@ -119,7 +123,7 @@ class Engine:
         else:
             findings += self._advance(part, part.order_time, max(part.settlement_time, event.ts))
         self.stores.put_partition(part)
-        return self._fuse(findings)
+        return self._counted(self._fuse(findings))
 
     def advance(self, partition: int, order_time: float, settlement_time: float) -> list[Finding]:
         """Move a partition's event time without an event (an input has gone quiet, so
@@ -131,7 +135,53 @@ class Engine:
             part, max(part.order_time, order_time), max(part.settlement_time, settlement_time)
         )
         self.stores.put_partition(part)
-        return self._fuse(findings)
+        return self._counted(self._fuse(findings))
+
+    def apply_verdict(self, verdict: Verdict, partition: int) -> bool:
+        """Apply a reviewer's verdict to its outlet (models/feedback.py, models/rating.py);
+        False when it was applied before (verdicts are relayed at least once)."""
+        outlet = self.stores.outlet(verdict.outlet_id)
+        part = self.stores.partition(partition)
+        if outlet is None or part is None:
+            return False  # nothing known of the outlet: nothing to teach
+        if not feedback.remember_applied(outlet, verdict.alert_id):
+            return False
+        levels = feedback.dismissal_levels(verdict.kind, verdict.reasons, verdict.score)
+        if verdict.verdict == "dismissed":
+            feedback.dismiss(outlet, part, levels, verdict.event_ts, self.rules.feedback)
+            rating.count(outlet, verdict.event_ts, rating.DISMISSED)
+        else:
+            feedback.confirm(outlet, part, levels)
+            rating.count(outlet, verdict.event_ts, rating.CONFIRMED)
+        self.rated.add(outlet.outlet_id)
+        self.stores.put_outlet(outlet)
+        self.stores.put_partition(part)
+        return True
+
+    def rating_of(self, outlet_id: str, partition: int) -> dict[str, object] | None:
+        """The outlet's rating figures as of its partition's latest event time."""
+        outlet, part = self.stores.outlet(outlet_id), self.stores.partition(partition)
+        if outlet is None or part is None:
+            return None
+        rating.prune(outlet, part.latest, self.rules.rating)
+        return rating.figures(outlet, part.latest, self.rules.rating)
+
+    def drain_rated(self) -> set[str]:
+        """The outlets whose rating figures changed since the last call."""
+        rated, self.rated = self.rated, set()
+        return rated
+
+    def _counted(self, findings: list[Finding]) -> list[Finding]:
+        """Count the findings reviewers will see (``low`` and up) in their outlets' ratings."""
+        low = self.rules.severity.low
+        for finding in findings:
+            if finding.score >= low:
+                outlet = self.stores.outlet(finding.outlet_id)
+                if outlet is not None:
+                    rating.count(outlet, finding.ts, rating.ALERTS + finding.kind)
+                    self.stores.put_outlet(outlet)
+                    self.rated.add(finding.outlet_id)
+        return findings
 
     # ------------------------------------------------------------------ order events
 
@@ -146,6 +196,7 @@ class Engine:
             record.created_ts = event.ts
         elif event.status == "completed":
             record.completed_ts = event.ts
+            self._count_completion(ctx)
             if event.parts_issued is not None:
                 issued: dict[str, int] = {}
                 for part in event.parts_issued:
@@ -156,6 +207,19 @@ class Engine:
         if not self.frequency.is_quick_completion(ctx):
             return []
         return self._burst(ctx)
+
+    def _count_completion(self, ctx: Context) -> None:
+        """A completed job in its outlet's rating: response time and customer rating."""
+        event, record, outlet = ctx.event, ctx.record, ctx.outlet
+        assert isinstance(event, OrderEvent)
+        if record.created_ts is not None:
+            rating.count(outlet, event.ts, rating.COMPLETED)
+            hours = max(0.0, event.ts - record.created_ts) / 3600.0
+            rating.count(outlet, event.ts, rating.RESPONSE_HOURS, hours)
+        if event.customer_rating is not None:
+            rating.count(outlet, event.ts, rating.RATINGS)
+            rating.count(outlet, event.ts, rating.RATING_SUM, event.customer_rating)
+        self.rated.add(outlet.outlet_id)
 
     def _burst(self, ctx: Context) -> list[Finding]:
         """A quick completion: part of an ongoing flagged burst, a new burst, or usual."""
@@ -170,7 +234,7 @@ class Engine:
             ctx.record.burst = [activity.alerted_burst, activity.burst_surprise]
             self.frequency.remember(ctx, usual=False)
             return self._claims_read_ahead(event, event.order_id, ctx.record)
-        findings = self.frequency.score_one(ctx)
+        findings = self._accepted_burst(ctx, self.frequency.score_one(ctx))
         if not findings:
             if activity is not None:
                 activity.alerted_burst = None
@@ -186,6 +250,16 @@ class Engine:
             if order_id != event.order_id:
                 findings += self._mark_burst(event, str(order_id), burst)
         return findings
+
+    def _accepted_burst(self, ctx: Context, findings: list[Finding]) -> list[Finding]:
+        """A burst like the ones reviewers dismissed for this engineer is usual."""
+        event = ctx.event
+        assert isinstance(event, OrderEvent) and event.engineer_id is not None
+        for finding in findings:
+            finding.surprise = feedback.judge_burst(
+                ctx.outlet, event.engineer_id, finding.surprise, event.ts, self.rules.feedback
+            )
+        return [f for f in findings if f.score >= self.rules.severity.low]
 
     def _mark_burst(self, trigger: OrderEvent, order_id: str, burst: Finding) -> list[Finding]:
         record = self.stores.order(trigger.outlet_id, order_id)
@@ -224,6 +298,8 @@ class Engine:
         ctx.forest = self._forest(ctx.partition.partition)  # order events never need it
         claim = ctx.claim = claim_features(event)
         baselines.judge(claim, ctx.outlet, ctx.partition, self.rules.baselines, event.ts)
+        feedback.judge_claim(claim, ctx.outlet, ctx.partition, event.ts, self.rules.feedback)
+        self._count_claim(ctx.outlet, event)
         findings = self.crosscheck.score_one(ctx)
         record.settlements[event.settlement_id] = event.ts
         if record.burst is not None:
@@ -259,6 +335,13 @@ class Engine:
             self.forest.learn_one(ctx)
             self._maybe_retrain(ctx.partition)
         return findings
+
+    def _count_claim(self, outlet: OutletState, event: SettlementEvent) -> None:
+        """A settlement in its outlet's rating and recent claims."""
+        rating.count(outlet, event.ts, rating.SETTLEMENTS)
+        outlet.recent.append([event.ts, event.amount])
+        del outlet.recent[:-RECENT_CLAIMS]
+        self.rated.add(outlet.outlet_id)
 
     def _flagged(self, findings: list[Finding]) -> bool:
         """Whether the claim is kept out of every baseline: an amount finding of any

@@ -27,6 +27,7 @@ class Quantity:
     sd: float = 0.0
     weight: float = 0.0  # evidence behind the baseline (0 = nothing known yet)
     z: float = 0.0
+    scatter: float = 0.0  # how far an outlet's claims stray around its own level (log)
 
 
 @dataclass(slots=True)

@@ -73,7 +73,17 @@ class EngineerActivity:
 class OutletState:
     """Everything the detectors know about one outlet."""
 
-    __slots__ = ("engineers", "first_ts", "outlet_id", "region", "stats")
+    __slots__ = (
+        "accepted",
+        "engineers",
+        "first_ts",
+        "outlet_id",
+        "rating",
+        "recent",
+        "region",
+        "stats",
+        "verdicts",
+    )
 
     def __init__(self, outlet_id: str, region: str | None = None) -> None:
         self.outlet_id = outlet_id
@@ -81,6 +91,11 @@ class OutletState:
         self.first_ts: float | None = None
         self.stats: dict[str, Decayed] = {}  # "<segment>|<feature>", "part|<code>", "travel|km"
         self.engineers: dict[str, EngineerActivity] = {}
+        # Reviewers' dismissals (models/feedback.py): statistic -> [level, credit, ts]
+        self.accepted: dict[str, list[float]] = {}
+        self.verdicts: list[str] = []  # alert ids of the verdicts applied, latest last
+        self.rating: dict[str, dict[str, float]] = {}  # day -> counters (models/rating.py)
+        self.recent: list[list[float]] = []  # latest claims [event ts, amount], oldest first
 
     def stat(self, key: str) -> Decayed:
         found = self.stats.get(key)
@@ -97,6 +112,10 @@ class OutletState:
                 "first": self.first_ts,
                 "stats": _stats_to(self.stats),
                 "eng": {key: e.to_list() for key, e in self.engineers.items()},
+                "acc": self.accepted,
+                "ver": self.verdicts,
+                "rat": self.rating,
+                "rec": self.recent,
             }
         )
 
@@ -108,6 +127,11 @@ class OutletState:
         state.first_ts = data["first"]
         state.stats = _stats_from(data["stats"])
         state.engineers = {k: EngineerActivity.from_list(v) for k, v in data["eng"].items()}
+        # absent from state written before verdicts and ratings existed
+        state.accepted = data.get("acc", {})
+        state.verdicts = data.get("ver", [])
+        state.rating = data.get("rat", {})
+        state.recent = data.get("rec", [])
         return state
 
 
@@ -159,6 +183,7 @@ class PartitionState:
     the event-time watermark, grace checks waiting for it, and the forest's reservoir."""
 
     __slots__ = (
+        "accepted_peers",
         "forest_generation",
         "forest_pending_at",
         "forest_queue",
@@ -193,6 +218,8 @@ class PartitionState:
         self.forest_pending_at: int | None = None  # forest_seen when a retraining started
         self.forest_queue: list[list[float]] = []  # rows held while a retraining reads
         self.forest_generation = 0  # forests installed so far
+        # "<region>|<statistic>" -> {outlet: [level, credit, ts]} (models/feedback.py)
+        self.accepted_peers: dict[str, dict[str, list[float]]] = {}
 
     def peer(self, key: str) -> Decayed:
         found = self.peers.get(key)
@@ -218,7 +245,8 @@ class PartitionState:
         _check_version(data, "partition")
         state = cls(data["partition"])
         for key in cls.__slots__:
-            setattr(state, key, data[key])
+            if key in data:  # accepted_peers is absent from state written before it existed
+                setattr(state, key, data[key])
         state.peers = _stats_from(data["peers"])
         state.tails = {key: Tail.from_list(values) for key, values in data["tails"].items()}
         return state

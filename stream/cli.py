@@ -131,6 +131,21 @@ def topics_create(settings: Settings) -> None:
     default=False,
     help="Print alerts (severity >= low) and dead letters as they happen.",
 )
+@click.option(
+    "--review",
+    "review_labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Simulate reviewers from this labels.jsonl (simulator ground truth): alerts of "
+    "severity >= low are confirmed when they match a label, dismissed otherwise, and the "
+    "verdicts are fed back --review-delay-hours of event time after the finding.",
+)
+@click.option(
+    "--review-delay-hours",
+    type=click.FloatRange(min=0.0),
+    default=24.0,
+    show_default=True,
+    help="Event time between a finding and its simulated verdict.",
+)
 @progress_option
 @click.pass_obj
 def replay(
@@ -142,14 +157,22 @@ def replay(
     partitions: int | None,
     model_path: Path | None,
     live: bool,
+    review_labels: Path | None,
+    review_delay_hours: float,
     progress: bool | None,
 ) -> None:
     """Run the detection pipeline over EVENTS (JSON Lines, `-` for stdin) with no Kafka or
     Redis, starting with no history; deterministic. Exit 0 when the file was processed."""
     from stream.replay import replay_files
+    from stream.simulated_review import SimulatedReviewer
 
     rules = _rules(config_path)
     model = _model(model_path)
+    reviewer = (
+        SimulatedReviewer(review_labels, review_delay_hours, "low")
+        if review_labels is not None
+        else None
+    )
 
     def show_alert(alert: dict[str, Any]) -> None:
         if alert["severity"] != "info":
@@ -173,7 +196,14 @@ def replay(
         on_dead_letter=show_dead_letter if live else None,
         progress=sys.stderr.isatty() if progress is None else progress,
         initial_forest=model,
+        reviewer=reviewer,
     )
+    if reviewer is not None:
+        click.echo(
+            f"simulated review: {reviewer.decided['confirmed']} confirmed, "
+            f"{reviewer.decided['dismissed']} dismissed, {reviewer.applied} applied",
+            err=True,
+        )
     bad = {reason: int(n) for reason, n in summary.dead_letters.items() if n}
     click.echo(
         f"replayed {summary.lines} lines: {int(summary.events_in['order'])} order events, "

@@ -134,10 +134,14 @@ class BandStats:
 
 @dataclass
 class PatternStats:
-    """False positives on one type of legitimate pattern."""
+    """False positives on one type of legitimate pattern, and the recall of the true
+    anomalies on its outlets meanwhile (what reviewers' dismissals must not cost)."""
 
     patterns: int = 0
     false_positives: int = 0
+    anomalies: int = 0
+    detected: int = 0
+    recall: float | None = None
 
 
 @dataclass
@@ -259,7 +263,8 @@ def read_patterns(path: str | Path) -> list[Pattern]:
     return patterns
 
 
-def _alert(obj: Any) -> Alert | None:
+def parse_alert(obj: Any) -> Alert | None:
+    """The evaluated fields of an alert object, or None when it is not a valid alert."""
     if not isinstance(obj, dict):
         return None
     outlet = obj.get("outlet_id")
@@ -293,7 +298,7 @@ def read_alerts(path: str | Path) -> tuple[list[Alert], int]:
     (not JSON, no outlet, unknown severity, unparsable event_time)."""
     alerts, invalid = [], 0
     for _, obj in _json_lines(path):
-        alert = _alert(obj)
+        alert = parse_alert(obj)
         if alert is None:
             invalid += 1
         else:
@@ -324,7 +329,7 @@ def count_settlements(path: str | Path) -> int:
 # --------------------------------------------------------------------------- matching
 
 
-class _LabelIndex:
+class LabelIndex:
     """Labels by outlet, settlement and order, for fast matching."""
 
     def __init__(self, labels: Iterable[Label]) -> None:
@@ -427,7 +432,7 @@ def evaluate(
     labels = read_labels(labels_path)
     patterns = read_patterns(patterns_path) if patterns_path is not None else []
     alerts, invalid = read_alerts(alerts_path)
-    index = _LabelIndex(labels)
+    index = LabelIndex(labels)
 
     # Per alert: labels matched; per label: counted alerts that matched it.
     matched = [index.matches(alert) for alert in alerts]
@@ -500,12 +505,20 @@ def evaluate(
         pattern_stats[pattern.type].patterns += 1
     for ptype in list(pattern_stats):
         on_type: set[int] = set()
+        labels_on_type: set[int] = set()
         for pattern in (p for p in patterns if p.type == ptype):
             until = pattern.end + PATTERN_TAIL
             for j, a in enumerate(fps):
                 if a.outlet_id in pattern.outlet_ids and pattern.start <= a.event_time <= until:
                     on_type.add(j)
-        pattern_stats[ptype].false_positives = len(on_type)
+            for i, label in enumerate(labels):
+                if label.outlet_id in pattern.outlet_ids and pattern.start <= label.start <= until:
+                    labels_on_type.add(i)
+        pstats = pattern_stats[ptype]
+        pstats.false_positives = len(on_type)
+        pstats.anomalies = len(labels_on_type)
+        pstats.detected = len(labels_on_type & first_hit.keys())
+        pstats.recall = _ratio(pstats.detected, pstats.anomalies)
         on_any |= on_type
 
     worst = sorted(fp_outlets.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
@@ -668,13 +681,19 @@ def format_report(report: EvaluationReport) -> str:
     )
     if r.patterns:
         rows = [
-            [name, str(s.patterns), str(s.false_positives)]
+            [
+                name,
+                str(s.patterns),
+                str(s.false_positives),
+                f"{s.detected}/{s.anomalies}",
+                _pct(s.recall),
+            ]
             for name, s in r.pattern_false_positives.items()
         ]
-        rows.append(["total", str(r.patterns), str(r.pattern_false_positives_total)])
+        rows.append(["total", str(r.patterns), str(r.pattern_false_positives_total), "", ""])
         sections.append(
             _table(
-                ["pattern", "patterns", "FP alerts"],
+                ["pattern", "patterns", "FP alerts", "anomalies found", "recall"],
                 rows,
                 "False positives on legitimate patterns (start .. end + 3 days)",
             )

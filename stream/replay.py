@@ -32,6 +32,7 @@ from models.engine import ClaimObserver, Engine
 from models.state import OrderRecord, OutletState, PartitionState
 from stream.dead_letter import FileOrigin
 from stream.intake import DeadLetter, Intake
+from stream.simulated_review import SimulatedReviewer
 
 
 def partition_for(outlet_id: str, partitions: int) -> int:
@@ -166,9 +167,11 @@ def replay(
     initial_forest: ForestModel | None = None,
     stores: MemoryStores | None = None,
     on_claim: ClaimObserver | None = None,
+    reviewer: SimulatedReviewer | None = None,
 ) -> ReplaySummary:
     """Run every line of ``events`` through intake and the engine; return what was seen
-    (pass ``stores`` to inspect the state afterwards)."""
+    (pass ``stores`` to inspect the state afterwards). A ``reviewer`` judges the alerts
+    and its verdicts are applied when the event time reaches them."""
     metrics = Metrics(CollectorRegistry())
     intake = Intake(metrics)
     stores = stores if stores is not None else MemoryStores()
@@ -200,6 +203,11 @@ def replay(
                     on_dead_letter(lines, result)
                 continue
             partition = stores.partition_of(result.outlet_id)
+            if reviewer is not None:
+                for verdict in reviewer.due_by(result.ts):
+                    reviewer.applied += engine.apply_verdict(
+                        verdict, stores.partition_of(verdict.outlet_id)
+                    )
             for finding in engine.process(result, partition):
                 clock = stores.partitions[partition].latest
                 alert = build_alert(finding, rules, clock)
@@ -207,6 +215,8 @@ def replay(
                 severities[alert["severity"]] = severities.get(alert["severity"], 0) + 1
                 if on_alert is not None:
                     on_alert(alert)
+                if reviewer is not None:
+                    reviewer.review(alert)
         bar.update(unreported)
     alerts_out.flush()
     snapshot = metrics.snapshot()
@@ -225,6 +235,7 @@ def replay_files(
     on_dead_letter: Callable[[int, DeadLetter], None] | None = None,
     progress: bool = False,
     initial_forest: ForestModel | None = None,
+    reviewer: SimulatedReviewer | None = None,
 ) -> ReplaySummary:
     """``replay`` over named files; ``-`` reads the events from standard input."""
     with ExitStack() as files:
@@ -247,4 +258,5 @@ def replay_files(
             progress,
             total,
             initial_forest,
+            reviewer=reviewer,
         )

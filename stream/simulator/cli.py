@@ -62,6 +62,14 @@ from stream.simulator.output import write_outputs
     "> 0 gives at least one line of every defect).",
 )
 @click.option(
+    "--price-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Outlets whose labour tariff steps up 1.5-1.8x for good (a legitimate pattern "
+    "that needs reviewers' dismissals; listed in patterns.jsonl as price_step).",
+)
+@click.option(
     "--to-kafka",
     "bootstrap",
     metavar="BOOTSTRAP",
@@ -96,6 +104,7 @@ def simulate(
     out_dir: str,
     start: datetime,
     malformed: float,
+    price_steps: int,
     bootstrap: str | None,
     rate: float,
     orders_topic: str,
@@ -105,7 +114,12 @@ def simulate(
     """Generate a synthetic settlement-review stream with labelled anomalies."""
     progress = not no_progress
     config = SimulationConfig(
-        outlets=outlets, days=days, seed=seed, start=start.date(), malformed=malformed
+        outlets=outlets,
+        days=days,
+        seed=seed,
+        start=start.date(),
+        malformed=malformed,
+        price_steps=price_steps,
     )
     began = time.monotonic()
     result = run_simulation(config, progress=progress)

@@ -29,6 +29,8 @@ class SimulationConfig:
     late_completed_rate: float = 0.05
     """Share of settlements whose order's `completed` event arrives after them."""
     cancel_rate: float = 0.04
+    price_steps: int = 0
+    """Outlets whose labour tariff steps up legitimately (stream/simulator/price_steps.py)."""
     volume_median: float = 3.2
     """Median outlet volume in jobs/day (lognormal across outlets, heavy right tail)."""
 
@@ -40,6 +42,7 @@ class SimulationConfig:
             ("malformed", self.malformed, 0.0 <= self.malformed <= 0.5, "in [0, 0.5]"),
             ("anomaly_rate", self.anomaly_rate, 0.0 <= self.anomaly_rate <= 0.2, "in [0, 0.2]"),
             ("warmup_days", self.warmup_days, self.warmup_days >= 0, ">= 0"),
+            ("price_steps", self.price_steps, self.price_steps >= 0, ">= 0"),
             (
                 "duplicate_rate",
                 self.duplicate_rate,

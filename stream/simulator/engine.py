@@ -27,9 +27,20 @@ from stream.simulator.jobs import apply_batches, generate_normal
 from stream.simulator.labels import anomaly_labels, pattern_records, summary
 from stream.simulator.malformed import mix_in
 from stream.simulator.patterns import plan_patterns
+from stream.simulator.price_steps import apply_price_steps, plan_price_steps, price_step_rows
 from stream.simulator.world import build_world
 
-_STAGES = ("world", "patterns", "demand", "jobs", "anomalies", "delivery", "malformed")
+# Appended stages leave the earlier ones' seeds (and so their output) unchanged.
+_STAGES = (
+    "world",
+    "patterns",
+    "demand",
+    "jobs",
+    "anomalies",
+    "delivery",
+    "malformed",
+    "price_steps",
+)
 
 
 @dataclass(slots=True)
@@ -91,11 +102,16 @@ def _simulate(config: SimulationConfig, progress: bool) -> SimulationResult:
     rng, py = streams["anomalies"]
     injector = Injector(rng, py, world, clock, biz, config.warmup_days, plan.batch_outlets)
     anomalies = inject(injector, config.anomaly_rate)
+    # After injection: an anomaly on a stepped outlet is inflated from its new price level.
+    steps = plan_price_steps(
+        streams["price_steps"][0], world, clock, config.price_steps, config.warmup_days
+    )
+    apply_price_steps(steps, biz)
     assign_ids(biz, clock)
     delivered = deliver(streams["delivery"][0], biz, world, clock, config.duplicate_rate, progress)
     lines, malformed = mix_in(delivered.lines, config.malformed, streams["malformed"][1])
     labels = anomaly_labels(anomalies, world, clock)
-    patterns = pattern_records(plan, batches, world, clock)
+    patterns = pattern_records(plan, batches, world, clock, price_step_rows(steps, world, clock))
     info = summary(
         seed=config.seed,
         outlets=config.outlets,

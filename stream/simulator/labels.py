@@ -48,10 +48,15 @@ def anomaly_labels(anomalies: list[Anomaly], world: World, clock: Clock) -> list
 
 
 def pattern_records(
-    plan: PatternPlan, batches: list[MonthEndBatch], world: World, clock: Clock
+    plan: PatternPlan,
+    batches: list[MonthEndBatch],
+    world: World,
+    clock: Clock,
+    extra_rows: list[tuple[int, dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """patterns.jsonl records, ``pat-000001`` onwards in order of start time."""
-    rows: list[tuple[int, dict[str, Any]]] = []
+    """patterns.jsonl records, ``pat-000001`` onwards in order of start time;
+    ``extra_rows`` are (start second, row) of patterns planned elsewhere."""
+    rows: list[tuple[int, dict[str, Any]]] = list(extra_rows or [])
     for surge in plan.surges:
         members = [o.outlet_id for o in world.outlets if o.region == surge.region]
         rows.append(
