@@ -13,6 +13,7 @@ from typing import Any
 
 from config.rules import Rules
 from models.findings import Finding
+from models.state import OutletState
 
 ALERT_ID_PREFIX = "sg-"
 
@@ -28,13 +29,26 @@ def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
-def build_alert(finding: Finding, rules: Rules, detected_at: float) -> dict[str, Any]:
-    """The alert for ``finding`` (its severity must be at least ``info``)."""
+def recent_claims(outlet: OutletState | None) -> list[dict[str, Any]]:
+    """The outlet's latest claims, oldest first, for the chart in alert mails."""
+    if outlet is None:
+        return []
+    return [{"time": rfc3339(ts), "amount": amount} for ts, amount in outlet.recent]
+
+
+def build_alert(
+    finding: Finding,
+    rules: Rules,
+    detected_at: float,
+    recent: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The alert for ``finding`` (its severity must be at least ``info``); ``recent``
+    adds the optional ``recent_claims`` field (the outlet's latest claims)."""
     score = finding.score
     severity = rules.severity.severity(score)
     if severity is None:
         raise ValueError(f"score {score} is below the info threshold {rules.severity.info}")
-    return {
+    alert: dict[str, Any] = {
         "alert_id": alert_id(finding),
         "kind": finding.kind,
         "severity": severity,
@@ -50,3 +64,6 @@ def build_alert(finding: Finding, rules: Rules, detected_at: float) -> dict[str,
         "model_version": finding.model_version,
         "detector": finding.detector,
     }
+    if recent:
+        alert["recent_claims"] = recent
+    return alert

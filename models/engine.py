@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -158,7 +158,7 @@ class Engine:
         self.stores.put_partition(part)
         return True
 
-    def rating_of(self, outlet_id: str, partition: int) -> dict[str, object] | None:
+    def rating_of(self, outlet_id: str, partition: int) -> dict[str, Any] | None:
         """The outlet's rating figures as of its partition's latest event time."""
         outlet, part = self.stores.outlet(outlet_id), self.stores.partition(partition)
         if outlet is None or part is None:

@@ -40,6 +40,8 @@ from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
 from stream.replay import partition_for
 from stream.rules_topic import follow_rules
 from stream.table_stores import TableStores
+from stream.topics import input_topics
+from stream.verdict_relay import relay_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ def create_app(
         stores,
         metrics,
         settings.rekey_topic,
+        settings.verdicts_topic,
         settings.idle_seconds,
         initial_forest,
         training=training,
@@ -105,10 +108,11 @@ def create_app(
     def raw_topic(*names: str) -> faust.TopicT:
         return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
-    input_names = (settings.orders_topic, settings.settlements_topic, settings.rekey_topic)
+    input_names = tuple(input_topics(settings))
     alerts_topic = raw_topic(settings.alerts_topic)
     dead_letter_topic = raw_topic(settings.dead_letter_topic)
     rekey_topic = raw_topic(settings.rekey_topic)
+    ratings_topic = raw_topic(settings.ratings_topic)
 
     sent: list[Awaitable[Any]] = []  # deliveries of outputs since the last checkpoint
     unacked: list[tuple[Any, Any]] = []  # (stream, event) processed since then
@@ -123,6 +127,8 @@ def create_app(
             sent.append(await dead_letter_topic.send(key=original_key, value=record))
         for partition, key, value in out.rekeyed:
             sent.append(await rekey_topic.send(key=key, value=value, partition=partition))
+        for partition, key, value in out.ratings:
+            sent.append(await ratings_topic.send(key=key, value=value, partition=partition))
 
     async def write_state(writes: Sequence[tuple[int, bytes, bytes | None]]) -> list[Any]:
         """Hand table writes to the producer (bytes as they are: no Faust message wrapping,
@@ -138,6 +144,7 @@ def create_app(
         taking the batch holds the lock."""
         async with checkpointing:
             async with lock:
+                await send(Outputs(ratings=pipeline.ratings()))  # changed ones, once a checkpoint
                 batch = stores.take_batch()
                 deliveries = list(sent)
                 events = list(unacked)
@@ -184,6 +191,10 @@ def create_app(
     @app.task
     async def warm_up() -> None:
         await asyncio.wrap_future(training.submit(warm_up_training))
+
+    @app.task
+    async def verdict_relay() -> None:
+        await relay_verdicts(settings, partition_of)
 
     @app.task
     async def rules_follower() -> None:

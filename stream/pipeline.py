@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -21,18 +22,32 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from alerts.build import build_alert
+from alerts.build import build_alert, recent_claims
 from alerts.metrics import Metrics
 from config.rules import Rules
+from models.decode import Rejection
+from models.detectors.base import Context
 from models.detectors.forest import ForestModel, train_forest
 from models.engine import Engine
 from models.events import OrderEvent
 from models.findings import Finding
-from stream.dead_letter import KafkaOrigin
+from models.verdicts import VerdictError, verdict_from_dict
+from stream.dead_letter import KafkaOrigin, dead_letter_record
 from stream.intake import DeadLetter, Intake
 from stream.table_stores import TableStores
 
 log = logging.getLogger(__name__)
+
+RATING_FIGURES = (
+    "settlements",
+    "alerts",
+    "confirmed",
+    "dismissed",
+    "compliance_rate",
+    "anomaly_rate",
+    "stars",
+)
+"""Rating figures exported as ``settleguard_outlet_rating{figure}`` gauges."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +70,7 @@ class Outputs:
     alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     rekeyed: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    ratings: list[tuple[int, bytes, bytes]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -66,6 +82,7 @@ class Pipeline:
         stores: TableStores,
         metrics: Metrics,
         rekey_topic: str,
+        verdicts_topic: str,
         idle_seconds: float = 60.0,
         initial_forest: ForestModel | None = None,
         clock: Callable[[], float] = time.time,
@@ -78,9 +95,10 @@ class Pipeline:
         self.intake = Intake(metrics)
         self.training = training
         trainer = self._train if training is not None else None
-        self.engine = Engine(rules, stores, trainer, initial_forest)
+        self.engine = Engine(rules, stores, trainer, initial_forest, on_claim=self._claimed)
         metrics.rules_in_force.info({"rule_version": rules.rule_version})
         self.rekey_topic = rekey_topic
+        self.verdicts_topic = verdicts_topic
         self.idle_seconds = idle_seconds
         self.clock = clock
         # partition -> wall-clock time an order event / a settlement was last processed
@@ -113,6 +131,9 @@ class Pipeline:
         partition_of = self.stores.partition_of
         for message in messages:
             origin = KafkaOrigin(message.topic, message.partition, message.offset)
+            if message.topic == self.verdicts_topic:
+                self._verdict(message, origin, out)
+                continue
             event = self.intake.admit(message.value, origin)
             if isinstance(event, DeadLetter):
                 log.warning("dead letter %s:%s@%s: %s", *origin.as_dict().values(), event.rejection)
@@ -132,6 +153,57 @@ class Pipeline:
             self.metrics.redeliveries.inc(self.engine.redeliveries - redeliveries)
             self.latest[partition] = max(self.latest.get(partition, event.ts), event.ts)
         return out
+
+    def _verdict(self, message: Message, origin: KafkaOrigin, out: Outputs) -> None:
+        """Apply a reviewer's verdict (relayed by stream/verdict_relay.py) to its outlet."""
+        try:
+            verdict = verdict_from_dict(orjson.loads(message.value))
+            if self.stores.partition_of(verdict.outlet_id) != message.partition:
+                raise VerdictError(f"outlet {verdict.outlet_id} is not on this partition")
+        except (orjson.JSONDecodeError, VerdictError) as exc:
+            log.warning("bad verdict %s:%s@%s: %s", *origin.as_dict().values(), exc)
+            self.metrics.dead_letters.labels("bad_verdict").inc()
+            rejection = Rejection("bad_verdict", str(exc))
+            out.dead_letters.append(
+                (message.key, dead_letter_record(message.value, rejection, origin))
+            )
+            return
+        if self.engine.apply_verdict(verdict, message.partition):
+            self.metrics.verdicts.labels(verdict.verdict).inc()
+
+    def ratings(self) -> list[tuple[int, bytes, bytes]]:
+        """(partition, outlet key, figures JSON) of every outlet whose rating figures changed
+        since the last call; the rating gauges are set to the same figures."""
+        out = []
+        partition_of = self.stores.partition_of
+        for outlet_id in sorted(self.engine.drain_rated()):
+            partition = partition_of(outlet_id)
+            figures = self.engine.rating_of(outlet_id, partition)
+            if figures is None:
+                continue
+            for figure in RATING_FIGURES:
+                value = figures[figure]
+                if value is not None:
+                    self.metrics.outlet_rating.labels(outlet_id, figure).set(value)
+            for kind, alerts in figures["alerts_by_kind"].items():
+                self.metrics.outlet_alerts.labels(outlet_id, kind).set(alerts)
+            out.append((partition, outlet_id.encode(), orjson.dumps(figures)))
+        return out
+
+    def _claimed(self, ctx: Context, findings: list[Finding]) -> None:
+        """The outlet drill-down's gauges: the claim and what its baseline expected."""
+        claim = ctx.claim
+        assert claim is not None
+        expected = 0.0
+        for quantity in claim.quantities:
+            if quantity.family in ("service", "other"):
+                expected += math.expm1(quantity.mean) if quantity.weight else quantity.shown
+            elif quantity.family == "part":
+                unit = math.expm1(quantity.mean) if quantity.weight else quantity.shown
+                expected += unit * claim.charged_parts.get(quantity.key.removeprefix("part|"), 1)
+        gauge = self.metrics.outlet_claim
+        gauge.labels(ctx.outlet.outlet_id, "claimed").set(claim.amount)
+        gauge.labels(ctx.outlet.outlet_id, "expected").set(round(expected, 2))
 
     def tick(self) -> Outputs:
         """Advance the event time of quiet inputs (see the module docstring)."""
@@ -159,6 +231,9 @@ class Pipeline:
     def forget(self) -> None:
         """Partitions moved: drop the state held for them (it is read back on demand)."""
         self.stores.forget()
+        for gauge in (self.metrics.outlet_rating, self.metrics.outlet_alerts):
+            gauge.clear()  # the new owners publish these outlets
+        self.metrics.outlet_claim.clear()
         self.last_order.clear()
         self.last_settlement.clear()
         self.latest.clear()
@@ -167,7 +242,8 @@ class Pipeline:
         self, findings: list[Finding], out: Outputs, now: float, arrived: float | None = None
     ) -> None:
         for finding in findings:
-            alert = build_alert(finding, self.rules, now)
+            outlet = self.stores.outlet(finding.outlet_id)
+            alert = build_alert(finding, self.rules, now, recent_claims(outlet))
             self.metrics.alerts.labels(alert["kind"], alert["severity"]).inc()
             self.metrics.event_time_to_alert.observe(max(0.0, now - finding.ts))
             if arrived is not None:

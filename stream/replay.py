@@ -24,7 +24,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 from tqdm import tqdm
 
-from alerts.build import build_alert
+from alerts.build import build_alert, recent_claims
 from alerts.metrics import Metrics
 from config.rules import Rules
 from models.detectors.forest import ForestModel
@@ -210,7 +210,8 @@ def replay(
                     )
             for finding in engine.process(result, partition):
                 clock = stores.partitions[partition].latest
-                alert = build_alert(finding, rules, clock)
+                outlet = stores.outlet(finding.outlet_id)
+                alert = build_alert(finding, rules, clock, recent_claims(outlet))
                 alerts_out.write(orjson.dumps(alert) + b"\n")
                 severities[alert["severity"]] = severities.get(alert["severity"], 0) + 1
                 if on_alert is not None:

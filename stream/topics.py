@@ -19,12 +19,23 @@ def topic_names(settings: Settings) -> list[str]:
         settings.dead_letter_topic,
         settings.alerts_topic,
         settings.rekey_topic,
+        settings.verdicts_topic,
+        settings.ratings_topic,
     ]
+
+
+COMPACTED = {"cleanup.policy": "compact"}
+"""Config of topics that keep the latest value per key (the ratings)."""
 
 
 def input_topics(settings: Settings) -> list[str]:
     """The topics the detecting agent reads: they must be co-partitioned."""
-    return [settings.orders_topic, settings.settlements_topic, settings.rekey_topic]
+    return [
+        settings.orders_topic,
+        settings.settlements_topic,
+        settings.rekey_topic,
+        settings.verdicts_topic,
+    ]
 
 
 class PartitionCountError(RuntimeError):
@@ -39,7 +50,15 @@ async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [name for name in topic_names(settings) if name not in existing]
         if missing:
-            new = [NewTopic(name, settings.topic_partitions, replication) for name in missing]
+            new = [
+                NewTopic(
+                    name,
+                    settings.topic_partitions,
+                    replication,
+                    topic_configs=COMPACTED if name == settings.ratings_topic else {},
+                )
+                for name in missing
+            ]
             response = await admin.create_topics(new)
             for name, code, *_ in response.topic_errors:
                 error = for_code(code)

@@ -17,6 +17,7 @@ from stream.replay import partition_for
 from stream.table_stores import TableStores
 
 REKEY = "by-outlet"
+VERDICTS = "test.verdicts"
 
 
 class Clock:
@@ -31,7 +32,7 @@ def pipeline(clock: Clock, idle_seconds: float = 60.0) -> Pipeline:
     partition_of = functools.lru_cache(maxsize=None)(lambda o: partition_for(o, 4))
     stores = TableStores({}, partition_of)
     metrics = Metrics(CollectorRegistry())
-    return Pipeline(Rules(), stores, metrics, REKEY, idle_seconds, clock=clock)
+    return Pipeline(Rules(), stores, metrics, REKEY, VERDICTS, idle_seconds, clock=clock)
 
 
 def message(obj: dict[str, object], partition: int | None = None, topic: str = "in") -> Message:
