@@ -74,7 +74,7 @@ class VerdictRelay:
         )
         entries = list(claimed[1])  # [next start id, entries, deleted ids]
         if not entries:
-            answer = await self.client.xreadgroup(
+            answer: Any = await self.client.xreadgroup(
                 group, self.consumer, {stream: ">"}, count=BATCH, block=1000
             )
             entries = [entry for _, batch in answer for entry in batch]
