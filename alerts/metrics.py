@@ -72,6 +72,13 @@ class Metrics:
             ["partition"],
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "settleguard_consumer_lag",
+            "Input messages on the broker not yet committed by the worker's group, per "
+            "assigned topic-partition (end offset - committed offset; see stream/lag.py).",
+            ["topic", "partition"],
+            registry=registry,
+        )
         self.sink_backlog = Gauge(
             "settleguard_sink_backlog",
             "Alerts read by a sink (review, mail) and not yet delivered.",

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     idle_seconds: float = Field(60.0, gt=0, description="quiet input: advance its event time")
     tick_seconds: float = Field(5.0, gt=0, description="how often quiet inputs are checked")
     stall_seconds: float = Field(60.0, gt=0, description="/healthz fails after this long stuck")
+    lag_seconds: float = Field(5.0, gt=0, description="how often the consumer lag gauge is read")
 
     web_host: str = Field("127.0.0.1", description="address the worker's web server binds")
     web_port: int = Field(6066, ge=1, le=65535)

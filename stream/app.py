@@ -36,6 +36,7 @@ from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.alert_sinks import SinkRunner
 from stream.health import Progress
+from stream.lag import ConsumerLag
 from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
 from stream.replay import partition_for
 from stream.rules_topic import follow_rules
@@ -187,6 +188,12 @@ def create_app(
     async def advance_quiet_inputs() -> None:
         async with lock:
             await send(pipeline.tick())
+
+    lag = ConsumerLag(metrics.consumer_lag, input_names)
+
+    @app.timer(settings.lag_seconds)
+    async def refresh_lag() -> None:
+        await lag.refresh(app.consumer)
 
     @app.task
     async def warm_up() -> None:

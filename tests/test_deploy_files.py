@@ -23,6 +23,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+RULES = ROOT / "deploy" / "prometheus" / "rules"
 SERVICES = ROOT / "scripts" / "services.sh"
 
 EXPECTED_SERVICES = {"kafka", "redis", "prometheus", "grafana", "mailpit", "worker", "simulator"}
@@ -336,17 +337,49 @@ def test_prometheus_config_scrapes_worker_every_15s() -> None:
     assert targets == ["worker:6066"]
 
 
-def test_prometheus_config_passes_promtool() -> None:
-    """`promtool check config` accepts prometheus.yml and any rule files it references."""
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run promtool (installing Prometheus with scripts/services.sh when missing)."""
     if shutil.which("promtool") is None:
         subprocess.run(["bash", str(SERVICES), "install", "prometheus"], check=True, timeout=600)
     promtool = shutil.which("promtool")
     assert promtool, "scripts/services.sh install prometheus did not provide promtool"
-    result = subprocess.run(
-        [promtool, "check", "config", str(PROMETHEUS)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    return subprocess.run(
+        [promtool, *args], capture_output=True, text=True, check=False, timeout=60
     )
+
+
+def test_prometheus_config_passes_promtool() -> None:
+    """`promtool check config` accepts prometheus.yml and any rule files it references."""
+    result = _promtool("check", "config", str(PROMETHEUS))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_rules_pass_promtool_check_and_unit_tests() -> None:
+    """Every rule file passes `promtool check rules`, and the rules' unit tests
+    (deploy/prometheus/tests/*.yml) pass `promtool test rules`."""
+    rule_files = sorted(str(p) for p in RULES.glob("*.yml"))
+    assert rule_files, f"no rule files in {RULES}"
+    checked = _promtool("check", "rules", *rule_files)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tests = sorted(str(p) for p in (PROMETHEUS.parent / "tests").glob("*.yml"))
+    assert tests, "no promtool unit tests in deploy/prometheus/tests"
+    tested = _promtool("test", "rules", *tests)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_prometheus_alerts_have_duration_severity_and_explanation() -> None:
+    """Each alerting rule waits a stated `for:`, has a severity and tells what to do."""
+    rules = [
+        rule
+        for path in RULES.glob("*.yml")
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    names = {rule["alert"] for rule in rules}
+    for expected in ("WorkerDown", "NoEvents", "ConsumerLagGrowing", "DeadLetterSpike"):
+        assert f"Settleguard{expected}" in names
+    for rule in rules:
+        assert "for" in rule, f"{rule['alert']} has no for:"
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+        assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
