@@ -38,9 +38,6 @@ PENDING_OTHER_WORK = frozenset(
         # Metrics defined in alerts/metrics.py that other branches wire (review queue and
         # mail sinks, verdicts, ratings, claim amounts, model info). Empty this after the
         # merge: every name left here must then have data.
-        "settleguard_outlet_alerts",
-        "settleguard_outlet_rating",
-        "settleguard_outlet_claim_amount",
         "settleguard_sink_backlog",
         "settleguard_sink_failures_total",
         "settleguard_verdicts_total",
