@@ -34,7 +34,7 @@ def build_alert(finding: Finding, rules: Rules, detected_at: float) -> dict[str,
     severity = rules.severity.severity(score)
     if severity is None:
         raise ValueError(f"score {score} is below the info threshold {rules.severity.info}")
-    return {
+    alert: dict[str, Any] = {
         "alert_id": alert_id(finding),
         "kind": finding.kind,
         "severity": severity,
@@ -50,3 +50,6 @@ def build_alert(finding: Finding, rules: Rules, detected_at: float) -> dict[str,
         "model_version": finding.model_version,
         "detector": finding.detector,
     }
+    if finding.region is not None:  # optional: the outlet's region, when events carry it
+        alert["region"] = finding.region
+    return alert
