@@ -33,7 +33,7 @@ class MaildirHandler:
         for sub in ("tmp", "new", "cur"):
             (maildir / sub).mkdir(parents=True, exist_ok=True)
 
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
         if any(fnmatchcase(address, pattern) for pattern in self.reject):
@@ -41,7 +41,7 @@ class MaildirHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         name = f"{time.time_ns()}.{uuid.uuid4().hex}.eml"
         head = (
             f"X-Envelope-From: {envelope.mail_from}\r\n"
