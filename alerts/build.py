@@ -66,4 +66,6 @@ def build_alert(
     }
     if recent:
         alert["recent_claims"] = recent
+    if finding.region is not None:  # optional: the outlet's region, when events carry it
+        alert["region"] = finding.region
     return alert

@@ -123,6 +123,11 @@ class Metrics:
             "Mails the SMTP server rejected permanently (5xx), by then given up.",
             registry=registry,
         )
+        self.mails_silenced = Counter(
+            "settleguard_mails_silenced_total",
+            "Routed alerts not mailed because a silence of the rule set held.",
+            registry=registry,
+        )
         self.verdicts = Counter(
             "settleguard_verdicts_total",
             "Reviewers' verdicts applied to an outlet's state, by outcome.",

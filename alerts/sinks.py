@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from alerts.mail_sink import MailSink
 from alerts.metrics import Metrics
 from config.rules import Rules
 from config.settings import Settings
@@ -15,4 +16,4 @@ def make_sinks(
 ) -> list[AlertSink]:
     """Every sink of this deployment; ``current_rules`` gives the live rule set (routing,
     review threshold) at the time of each call."""
-    return []
+    return [MailSink(settings, current_rules, metrics)]

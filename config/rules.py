@@ -14,14 +14,11 @@ from typing import Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-Severity = Literal["info", "low", "medium", "high", "critical"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from config.base import SEVERITIES, Severity
+from config.base import Strict as _Strict
+from config.routing import MailRules
 
 
 class SeverityThresholds(_Strict):
@@ -176,6 +173,7 @@ class Rules(_Strict):
     feedback: FeedbackRules = FeedbackRules()
     rating: RatingRules = RatingRules()
     fee_table: tuple[FeeRule, ...] = ()
+    mail: MailRules = MailRules()
 
     @property
     def rule_version(self) -> str:
@@ -207,8 +205,10 @@ def parse_rules(text: str, source: str = "<rules>") -> Rules:
         problems = []
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            value = error.get("input")
-            problems.append(f"  {key}: {error['msg']} (got {value!r})")
+            value = repr(error.get("input"))
+            if len(value) > 120:  # a whole section's input would bury the message
+                value = value[:117] + "..."
+            problems.append(f"  {key}: {error['msg']} (got {value})")
         raise RulesError(f"{source}: invalid rules:\n" + "\n".join(problems)) from None
 
 

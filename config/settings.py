@@ -7,8 +7,9 @@ tests construct ``Settings(...)`` directly with the values they need.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,3 +67,24 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     data_dir: Path = Field(Path("var/worker"), description="worker's local table store")
     log_level: str = "info"
+
+    # Alert mail (alerts/mail_sink.py); routes, grouping and silences are in the rule set.
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for alert mail")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "none", description="none, STARTTLS after connecting, or TLS from the start"
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = Field(None, description="never logged")
+    smtp_password_file: Path | None = Field(None, description="file holding the password")
+    smtp_from: str = Field("settleguard@localhost", description="sender address of alert mail")
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    alert_url: str | None = Field(
+        None, description="link to one alert, e.g. https://review.example/alerts/{alert_id}"
+    )
+    mail_claim_seconds: float = Field(
+        300.0, gt=0, description="a worker's claim to send an alert's mail expires after this"
+    )
+    mail_dedupe_days: float = Field(
+        30.0, gt=0, description="how long Redis remembers a mailed alert (> alerts retention)"
+    )

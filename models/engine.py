@@ -495,4 +495,7 @@ class Engine:
             strong, weak = (finding, other) if finding.score > other.score else (other, finding)
             strong.reasons = strong.reasons + weak.reasons
             out[index] = strong
+        for finding in out:
+            outlet = self.stores.outlet(finding.outlet_id)
+            finding.region = outlet.region if outlet is not None else None
         return out

@@ -63,6 +63,7 @@ class Finding:
     settlement_ids: list[str] = field(default_factory=list)
     reasons: list[Reason] = field(default_factory=list)
     model_version: str = DETECTORS_VERSION
+    region: str | None = None  # the outlet's region, set by the engine (for mail routing)
 
     @property
     def score(self) -> float:

@@ -3,6 +3,7 @@
 #   kafka       Apache Kafka (KRaft, broker + controller in one JVM), jars from Maven Central
 #   redis       redis-server from Debian's package
 #   prometheus  prometheus (with promtool) from Debian's package
+#   smtp        scripts/smtp_maildir.py (aiosmtpd, from .venv): stores each mail as a file
 # Everything binds 127.0.0.1 only. Run with --help for usage.
 #
 # The small `bash -c '...' ARG...` scripts below read their own arguments ($0, $1), so
@@ -15,7 +16,7 @@ VAR_DIR=${SETTLEGUARD_VAR:-$ROOT/var}
 SERVICES_DIR=$VAR_DIR/services
 READY_TIMEOUT=${SETTLEGUARD_SERVICE_TIMEOUT:-90}  # seconds to wait for a service to answer
 STOP_TIMEOUT=${SETTLEGUARD_STOP_TIMEOUT:-30}      # seconds between SIGTERM and SIGKILL
-ALL_SERVICES=(kafka redis prometheus)
+ALL_SERVICES=(kafka redis prometheus smtp)
 
 KAFKA_VERSION=${SETTLEGUARD_KAFKA_VERSION:-3.9.2}
 KAFKA_PORT=${SETTLEGUARD_KAFKA_PORT:-9092}
@@ -26,17 +27,21 @@ JAVA=${SETTLEGUARD_JAVA:-java}
 REDIS_PORT=${SETTLEGUARD_REDIS_PORT:-6379}
 PROMETHEUS_PORT=${SETTLEGUARD_PROMETHEUS_PORT:-9090}
 PROMETHEUS_CONFIG=${SETTLEGUARD_PROMETHEUS_CONFIG:-}  # default: see prometheus_config
+SMTP_PORT=${SETTLEGUARD_SMTP_PORT:-8025}
+PYTHON=${SETTLEGUARD_PYTHON:-$ROOT/.venv/bin/python}  # the venv with aiosmtpd (make setup)
 WORKER_PORT=${SETTLEGUARD_WEB_PORT:-6066}  # the worker's /metrics, scraped by Prometheus
 
 # The addresses our own services listen on; `env` prints these unless the user set others.
 OWN_KAFKA=127.0.0.1:$KAFKA_PORT
 OWN_REDIS=redis://127.0.0.1:$REDIS_PORT/0
 OWN_PROMETHEUS=http://127.0.0.1:$PROMETHEUS_PORT
+OWN_SMTP=127.0.0.1:$SMTP_PORT
 
 # Taken from the caller's environment before anything else can touch them.
 USER_KAFKA=${SETTLEGUARD_KAFKA_BOOTSTRAP:-}
 USER_REDIS=${SETTLEGUARD_REDIS_URL:-}
 USER_PROMETHEUS=${SETTLEGUARD_PROMETHEUS_URL:-}
+USER_SMTP=${SETTLEGUARD_SMTP_HOST:+$SETTLEGUARD_SMTP_HOST:$SMTP_PORT}
 
 LOCK_FD=
 SERVICES=()
@@ -51,13 +56,15 @@ Commands:
   status [SERVICE...]  show each service; exit 0 only when all named ones answer
   install [SERVICE...] fetch the Kafka jars / install the Debian packages, start nothing
   env                  print export lines for eval: SETTLEGUARD_KAFKA_BOOTSTRAP,
-                       SETTLEGUARD_REDIS_URL, SETTLEGUARD_PROMETHEUS_URL
+                       SETTLEGUARD_REDIS_URL, SETTLEGUARD_PROMETHEUS_URL,
+                       SETTLEGUARD_SMTP_HOST, SETTLEGUARD_SMTP_PORT, SETTLEGUARD_SMTP_MAILDIR
   kafka-run CLASS ARG...  run a Kafka tool class with the downloaded jars, e.g.
                        kafka-run org.apache.kafka.tools.TopicCommand \\
                          --bootstrap-server $OWN_KAFKA --list
   -h, --help           this text
 
-Services: kafka, redis, prometheus, all (= all three).
+Services: kafka, redis, prometheus, smtp, all (= all four). smtp stores every message it
+accepts as a file in \$SETTLEGUARD_SMTP_MAILDIR (its data dir's maildir/new).
 
 All listen on 127.0.0.1 only. Data and logs: \$SETTLEGUARD_VAR/services/NAME
 (now $SERVICES_DIR). Kafka $KAFKA_VERSION jars are fetched once with Maven into
@@ -72,6 +79,8 @@ Settings (environment): SETTLEGUARD_VAR, SETTLEGUARD_KAFKA_PORT (9092),
 SETTLEGUARD_KAFKA_CONTROLLER_PORT (kafka port + 1), SETTLEGUARD_KAFKA_VERSION (3.9.2),
 SETTLEGUARD_KAFKA_HOME, SETTLEGUARD_KAFKA_HEAP_OPTS ("-Xms256m -Xmx512m"),
 SETTLEGUARD_REDIS_PORT (6379), SETTLEGUARD_PROMETHEUS_PORT (9090),
+SETTLEGUARD_SMTP_PORT (8025), SETTLEGUARD_SMTP_HOST (external SMTP server),
+SETTLEGUARD_PYTHON (.venv/bin/python, runs the smtp server),
 SETTLEGUARD_PROMETHEUS_CONFIG (default: deploy/prometheus/prometheus.yml with its
 compose hostnames turned into 127.0.0.1), SETTLEGUARD_WEB_PORT (6066, the worker
 Prometheus scrapes), SETTLEGUARD_SERVICE_TIMEOUT (90 s),
@@ -110,6 +119,7 @@ port_of() {
     kafka) printf '%s' "$KAFKA_PORT" ;;
     redis) printf '%s' "$REDIS_PORT" ;;
     prometheus) printf '%s' "$PROMETHEUS_PORT" ;;
+    smtp) printf '%s' "$SMTP_PORT" ;;
   esac
 }
 
@@ -118,6 +128,7 @@ own_url_of() {
     kafka) printf '%s' "$OWN_KAFKA" ;;
     redis) printf '%s' "$OWN_REDIS" ;;
     prometheus) printf '%s' "$OWN_PROMETHEUS" ;;
+    smtp) printf '%s' "$OWN_SMTP" ;;
   esac
 }
 
@@ -126,6 +137,7 @@ user_url_of() {
     kafka) printf '%s' "$USER_KAFKA" ;;
     redis) printf '%s' "$USER_REDIS" ;;
     prometheus) printf '%s' "$USER_PROMETHEUS" ;;
+    smtp) printf '%s' "$USER_SMTP" ;;
   esac
 }
 
@@ -134,6 +146,7 @@ env_name_of() {
     kafka) printf 'SETTLEGUARD_KAFKA_BOOTSTRAP' ;;
     redis) printf 'SETTLEGUARD_REDIS_URL' ;;
     prometheus) printf 'SETTLEGUARD_PROMETHEUS_URL' ;;
+    smtp) printf 'SETTLEGUARD_SMTP_HOST' ;;
   esac
 }
 
@@ -158,6 +171,7 @@ own_pid() {
     kafka) marker="kafka.Kafka $(dir_of kafka)/server.properties" ;;
     redis) marker="redis-server 127.0.0.1:$REDIS_PORT" ;;  # the title redis gives itself
     prometheus) marker="--storage.tsdb.path=$(dir_of prometheus)/data" ;;
+    smtp) marker="smtp_maildir.py --host 127.0.0.1 --port $SMTP_PORT" ;;
   esac
   [[ $(cmdline_of "$pid") == *"$marker"* ]] || return 1
   printf '%s' "$pid"
@@ -262,6 +276,12 @@ redis_reply() {
       printf "%s" "$line"' "$1" "$2" 2>/dev/null | tr -d '\r'
 }
 
+# smtp_banner HOST PORT: an SMTP server there greets with 220
+smtp_banner() {
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r line <&3 && printf "%s" "$line"' \
+    "$1" "$2" 2>/dev/null | grep -q '^220'
+}
+
 prometheus_ready() { curl -fsS --max-time 3 "${1%/}/-/ready" >/dev/null 2>&1; }
 
 healthy() {  # healthy SERVICE: our address answers like that service should
@@ -269,6 +289,7 @@ healthy() {  # healthy SERVICE: our address answers like that service should
     kafka) kafka_answers 127.0.0.1 "$KAFKA_PORT" ;;
     redis) [[ $(redis_reply 127.0.0.1 "$REDIS_PORT") == +PONG ]] ;;
     prometheus) prometheus_ready "$OWN_PROMETHEUS" ;;
+    smtp) smtp_banner 127.0.0.1 "$SMTP_PORT" ;;
   esac
 }
 
@@ -293,6 +314,7 @@ is_external() {
     kafka) read -r host port < <(split_addr "$url" 9092) ;;
     redis) read -r host port < <(split_addr "$url" 6379) ;;
     prometheus) read -r host port < <(split_addr "$url" 80) ;;
+    smtp) read -r host port < <(split_addr "$url" 25) ;;
   esac
   ! [[ $host =~ ^(127\.0\.0\.1|localhost|::1)$ && $port == "$(port_of "$svc")" ]]
 }
@@ -315,6 +337,10 @@ external_answers() {
       [[ $(redis_reply "$host" "$port") == [+-]* ]]
       ;;
     prometheus) prometheus_ready "$url" ;;
+    smtp)
+      read -r host port < <(split_addr "$url" 25)
+      smtp_banner "$host" "$port"
+      ;;
   esac
 }
 
@@ -579,6 +605,20 @@ prometheus_launch() {
     --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-lifecycle
 }
 
+# ---------------------------------------------------------------- smtp
+
+smtp_prepare() {
+  "$PYTHON" -c 'import aiosmtpd' 2>/dev/null ||
+    die "smtp: $PYTHON cannot import aiosmtpd: run 'make setup' (or set SETTLEGUARD_PYTHON)"
+}
+
+smtp_launch() {
+  local dir
+  dir=$(dir_of smtp)
+  detach "$dir/smtp.log" "$dir/smtp.pid" "$PYTHON" "$ROOT/scripts/smtp_maildir.py" \
+    --host 127.0.0.1 --port "$SMTP_PORT" --maildir "$dir/maildir"
+}
+
 # ---------------------------------------------------------------- commands
 
 start_one() {
@@ -685,6 +725,9 @@ print_env() {
   printf 'export SETTLEGUARD_KAFKA_BOOTSTRAP=%q\n' "${USER_KAFKA:-$OWN_KAFKA}"
   printf 'export SETTLEGUARD_REDIS_URL=%q\n' "${USER_REDIS:-$OWN_REDIS}"
   printf 'export SETTLEGUARD_PROMETHEUS_URL=%q\n' "${USER_PROMETHEUS:-$OWN_PROMETHEUS}"
+  printf 'export SETTLEGUARD_SMTP_HOST=%q\n' "${SETTLEGUARD_SMTP_HOST:-127.0.0.1}"
+  printf 'export SETTLEGUARD_SMTP_PORT=%q\n' "$SMTP_PORT"
+  printf 'export SETTLEGUARD_SMTP_MAILDIR=%q\n' "$(dir_of smtp)/maildir/new"
 }
 
 # expand SERVICE...: fills SERVICES with validated names in order; none or "all" = all
@@ -695,8 +738,8 @@ expand() {
   for name in "$@"; do
     case $name in
       all) SERVICES+=("${ALL_SERVICES[@]}") ;;
-      kafka | redis | prometheus) SERVICES+=("$name") ;;
-      *) die "unknown service '$name' (expected: kafka, redis, prometheus or all)" ;;
+      kafka | redis | prometheus | smtp) SERVICES+=("$name") ;;
+      *) die "unknown service '$name' (expected: kafka, redis, prometheus, smtp or all)" ;;
     esac
   done
   mapfile -t SERVICES < <(printf '%s\n' "${SERVICES[@]}" | awk '!seen[$0]++')
@@ -707,6 +750,7 @@ install_one() {  # install SERVICE without starting it: jars or Debian package
     kafka) kafka_fetch_jars ;;
     redis) apt_install redis-server redis-server ;;
     prometheus) apt_install prometheus prometheus ;;
+    smtp) smtp_prepare ;;
   esac
   say "$1: installed"
 }

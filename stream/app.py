@@ -20,7 +20,7 @@ import asyncio
 import functools
 import logging
 import multiprocessing
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -34,7 +34,7 @@ from alerts.sinks import make_sinks
 from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
-from stream.alert_sinks import SinkRunner
+from stream.alert_sinks import AlertSink, SinkRunner
 from stream.health import Progress
 from stream.lag import ConsumerLag
 from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
@@ -212,7 +212,7 @@ def create_app(
         await follow_rules(settings, apply)
 
     for sink in make_sinks(settings, lambda: pipeline.rules, metrics):
-        app.task(SinkRunner(settings, sink, metrics).run)
+        app.task(_sink_task(settings, sink, metrics))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's stub rejects async
     async def hand_off(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -241,3 +241,15 @@ def create_app(
         return view.json(details, status=200 if healthy else 503)
 
     return app
+
+
+def _sink_task(
+    settings: Settings, sink: AlertSink, metrics: Metrics
+) -> Callable[[], Awaitable[None]]:
+    """The worker task feeding ``sink``; its runner (an aiokafka consumer) can only be
+    built inside the running event loop."""
+
+    async def run() -> None:
+        await SinkRunner(settings, sink, metrics).run()
+
+    return run

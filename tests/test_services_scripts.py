@@ -35,7 +35,7 @@ def test_help_lists_the_commands() -> None:
     """--help names every command and service."""
     done = run("--help")
     assert done.returncode == 0
-    for word in ("start", "stop", "status", "env", "kafka", "redis", "prometheus"):
+    for word in ("start", "stop", "status", "env", "kafka", "redis", "prometheus", "smtp"):
         assert word in done.stdout
 
 
@@ -57,6 +57,8 @@ def test_env_prints_own_addresses_for_the_configured_ports() -> None:
             "SETTLEGUARD_KAFKA_PORT": "19092",
             "SETTLEGUARD_REDIS_PORT": "16379",
             "SETTLEGUARD_PROMETHEUS_PORT": "19090",
+            "SETTLEGUARD_SMTP_PORT": "18025",
+            "SETTLEGUARD_VAR": "/srv/sg",
         },
     )
     assert done.returncode == 0
@@ -64,6 +66,9 @@ def test_env_prints_own_addresses_for_the_configured_ports() -> None:
         "export SETTLEGUARD_KAFKA_BOOTSTRAP=127.0.0.1:19092",
         "export SETTLEGUARD_REDIS_URL=redis://127.0.0.1:16379/0",
         "export SETTLEGUARD_PROMETHEUS_URL=http://127.0.0.1:19090",
+        "export SETTLEGUARD_SMTP_HOST=127.0.0.1",
+        "export SETTLEGUARD_SMTP_PORT=18025",
+        "export SETTLEGUARD_SMTP_MAILDIR=/srv/sg/services/smtp/maildir/new",
     ]
 
 
