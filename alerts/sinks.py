@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from alerts.metrics import Metrics
+from alerts.review_queue import ReviewQueue, redis_client
+from alerts.review_sink import ReviewSink
 from config.rules import Rules
 from config.settings import Settings
 from stream.alert_sinks import AlertSink
@@ -15,4 +17,5 @@ def make_sinks(
 ) -> list[AlertSink]:
     """Every sink of this deployment; ``current_rules`` gives the live rule set (routing,
     review threshold) at the time of each call."""
-    return []
+    review = ReviewSink(ReviewQueue(settings, redis_client(settings)), current_rules, metrics)
+    return [review]

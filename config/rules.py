@@ -113,6 +113,14 @@ class FeeRule(_Strict):
     max_amount: float = Field(gt=0)
 
 
+class ReviewRules(_Strict):
+    """Which alerts go to the human review queue (CONTRACT section 3)."""
+
+    min_severity: Severity = Field(
+        "low", description="alerts at or above this severity are enqueued for review"
+    )
+
+
 class Rules(_Strict):
     """The whole rule set. Every field has a default: an empty file is a valid rule set."""
 
@@ -124,6 +132,7 @@ class Rules(_Strict):
     crosscheck: CrossCheckRules = CrossCheckRules()
     forest: ForestRules = ForestRules()
     fee_table: tuple[FeeRule, ...] = ()
+    review: ReviewRules = ReviewRules()
 
     @property
     def rule_version(self) -> str:
