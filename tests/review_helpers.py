@@ -35,7 +35,9 @@ def review_settings(redis_url: str, **overrides: Any) -> Iterator[Settings]:
         client.close()
 
 
-def make_alert(number: int, severity: str = "high", kind: str = "amount_spike") -> dict[str, Any]:
+def make_alert(
+    number: int, severity: str = "high", kind: str = "amount_spike", detector: str = "amount"
+) -> dict[str, Any]:
     """An alert as the worker publishes it, with id ``sg-test-<number>``."""
     return {
         "alert_id": f"sg-test-{number:04d}",
@@ -50,7 +52,7 @@ def make_alert(number: int, severity: str = "high", kind: str = "amount_spike") 
         "detected_at": "2026-07-01T09:30:01.000+00:00",
         "reasons": [
             {
-                "detector": "amount",
+                "detector": detector,
                 "feature": "labor",
                 "value": 480.0 + number,
                 "expected": 200.0,
@@ -60,5 +62,5 @@ def make_alert(number: int, severity: str = "high", kind: str = "amount_spike") 
         ],
         "rule_version": "default+test",
         "model_version": "none",
-        "detector": "amount",
+        "detector": detector,
     }
