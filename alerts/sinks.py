@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from alerts.mail_sink import MailSink
 from alerts.metrics import Metrics
+from alerts.review_queue import ReviewQueue, redis_client
+from alerts.review_sink import ReviewSink
 from config.rules import Rules
 from config.settings import Settings
 from stream.alert_sinks import AlertSink
@@ -16,4 +18,5 @@ def make_sinks(
 ) -> list[AlertSink]:
     """Every sink of this deployment; ``current_rules`` gives the live rule set (routing,
     review threshold) at the time of each call."""
-    return [MailSink(settings, current_rules, metrics)]
+    review = ReviewSink(ReviewQueue(settings, redis_client(settings)), current_rules, metrics)
+    return [review, MailSink(settings, current_rules, metrics)]

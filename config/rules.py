@@ -160,6 +160,14 @@ class FeeRule(_Strict):
     max_amount: float = Field(gt=0)
 
 
+class ReviewRules(_Strict):
+    """Which alerts go to the human review queue (CONTRACT section 3)."""
+
+    min_severity: Severity = Field(
+        "low", description="alerts at or above this severity are enqueued for review"
+    )
+
+
 class Rules(_Strict):
     """The whole rule set. Every field has a default: an empty file is a valid rule set."""
 
@@ -174,6 +182,7 @@ class Rules(_Strict):
     rating: RatingRules = RatingRules()
     fee_table: tuple[FeeRule, ...] = ()
     mail: MailRules = MailRules()
+    review: ReviewRules = ReviewRules()
 
     @property
     def rule_version(self) -> str:

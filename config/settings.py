@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     review_max_entries: int = Field(
         100_000, ge=100, description="cap on the review stream (acknowledged entries trimmed)"
     )
+    review_retention_days: float = Field(
+        90.0, gt=0, description="how long <prefix>alert:<id> (alert, entry) is kept in Redis"
+    )
     redis_key_prefix: str = Field(
         "settleguard:",
         description="prefix of settleguard's own Redis keys (alert index, mail dedupe)",

@@ -94,16 +94,17 @@ class SinkRunner:
         self.max_backlog, self.poll_seconds = max_backlog, poll_seconds
         self.topic = settings.alerts_topic
         self.next_offsets: dict[int, int] = {}  # per partition: one past the last read
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=f"{settings.app_id}.{sink.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        self.consumer: AIOKafkaConsumer  # made in run(): aiokafka needs the running loop
         self.backoff = Backoff()
 
     async def run(self) -> None:
         """Deliver alerts for as long as the worker runs."""
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=f"{self.settings.app_id}.{self.sink.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await self.consumer.start()
         self.consumer.subscribe([self.topic], listener=_HandOff(self))
         try:

@@ -13,12 +13,14 @@ from pydantic import ValidationError
 from config.rules import Rules, RulesError, load_rules
 from config.settings import Settings
 from stream.intake import DeadLetter
+from stream.review_cli import report_verdicts, review
 from stream.simulator.cli import simulate
 
 if TYPE_CHECKING:
     from models.detectors.forest import ForestModel
 
 
+existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 config_option = click.option(
     "--config",
     "config_path",
@@ -215,9 +217,16 @@ def replay(
 
 
 @cli.command()
-@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("alerts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("events", required=False, type=existing_file)
+@click.argument("labels", required=False, type=existing_file)
+@click.argument("alerts", required=False, type=existing_file)
+@click.option(
+    "--verdicts",
+    "verdicts_path",
+    type=existing_file,
+    help="Instead: precision per kind and detector from reviewers' verdicts (a file from "
+    "`settleguard review export`).",
+)
 @click.option(
     "--patterns",
     "patterns_path",
@@ -233,19 +242,29 @@ def replay(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(
-    events: Path,
-    labels: Path,
-    alerts: Path,
+    events: Path | None,
+    labels: Path | None,
+    alerts: Path | None,
+    verdicts_path: Path | None,
     patterns_path: Path | None,
     min_severity: str,
     as_json: bool,
 ) -> None:
     """Measure ALERTS (from `replay`) against the simulator's ground truth: EVENTS and
-    LABELS as written by `simulate`. Precision, recall, delays, score bands, pattern FPs."""
+    LABELS as written by `simulate`. Precision, recall, delays, score bands, pattern FPs.
+
+    With --verdicts FILE instead: precision per alert kind and per detector from the
+    reviewers' verdicts (confirmed / (confirmed + dismissed))."""
     import orjson
 
     from stream.evaluate import evaluate as run_evaluation
     from stream.evaluate import format_report
+
+    if verdicts_path is not None:
+        report_verdicts(verdicts_path, as_json)
+        return
+    if events is None or labels is None or alerts is None:
+        raise click.UsageError("give EVENTS LABELS ALERTS, or --verdicts FILE")
 
     if patterns_path is None and (labels.parent / "patterns.jsonl").is_file():
         patterns_path = labels.parent / "patterns.jsonl"
@@ -396,6 +415,7 @@ def rules_push(settings: Settings, file: Path) -> None:
 
 
 cli.add_command(simulate)
+cli.add_command(review)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -362,6 +362,18 @@ class LabelIndex:
                 if label.start - WINDOW_BEFORE <= t <= label.end + WINDOW_AFTER:
                     found.add(i)
         return found
+
+
+def true_finding(labels: Iterable[Label]) -> Callable[[dict[str, Any]], bool]:
+    """A test telling whether an alert (a dict, CONTRACT section 2) matches any of
+    ``labels`` by the matching rule above; an alert that is not valid matches none."""
+    index = _LabelIndex(labels)
+
+    def matches(obj: dict[str, Any]) -> bool:
+        alert = _alert(obj)
+        return alert is not None and bool(index.matches(alert))
+
+    return matches
 
 
 # --------------------------------------------------------------------------- helpers

@@ -50,6 +50,12 @@ def kafka_bootstrap() -> str:
     return start_service("kafka")["SETTLEGUARD_KAFKA_BOOTSTRAP"]
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a real Redis server (started here unless one is configured)."""
+    return start_service("redis")["SETTLEGUARD_REDIS_URL"]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -71,6 +77,9 @@ def isolated_env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, str
         "SETTLEGUARD_ALERTS_TOPIC": f"test-{suffix}.alerts",
         "SETTLEGUARD_REKEY_TOPIC": f"test-{suffix}.by-outlet",
         "SETTLEGUARD_RULES_TOPIC": f"test-{suffix}.rules",
+        "SETTLEGUARD_REDIS_KEY_PREFIX": f"test-{suffix}:",
+        "SETTLEGUARD_REVIEW_STREAM": f"test-{suffix}:review",
+        "SETTLEGUARD_VERDICTS_STREAM": f"test-{suffix}:verdicts",
         "SETTLEGUARD_WEB_PORT": str(free_port()),
         "SETTLEGUARD_DATA_DIR": str(tmp_path / "worker"),
         "PYTHONWARNINGS": "ignore",

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -149,6 +150,22 @@ def stop(worker: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(10)
+
+
+@contextmanager
+def two_workers(
+    envs: tuple[dict[str, str], dict[str, str]], log_dir: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Two workers (each env with its own web port) logging to ``log_dir``/a.log and
+    b.log, both in their group before this yields; both stopped at the end."""
+    with (log_dir / "a.log").open("wb") as log_a, (log_dir / "b.log").open("wb") as log_b:
+        workers = [start_worker(envs[0], log_a), start_worker(envs[1], log_b)]
+        try:
+            time.sleep(8)  # both in the group before the input arrives
+            yield workers
+        finally:
+            for worker in workers:
+                stop(worker)
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -26,6 +26,7 @@ from kafka_harness import (
     start_worker,
     stop,
     total,
+    two_workers,
     wait_consumed,
 )
 
@@ -126,20 +127,13 @@ def test_two_workers_share_partitions_and_take_over(
     """Two workers in one group both process; stopping one hands its partitions (and their
     state, from the changelog) to the other; the union of alerts equals replay's."""
     second_env = {**worker_env, "SETTLEGUARD_WEB_PORT": str(free_port())}
-    with (tmp_path / "a.log").open("wb") as log_a, (tmp_path / "b.log").open("wb") as log_b:
-        first = start_worker(worker_env, log_a)
-        second = start_worker(second_env, log_b)
-        try:
-            time.sleep(8)  # both in the group before the input arrives
-            published(worker_env, stream())
-            consumed(worker_env, [first, second], fraction=0.5)
-            counts = [events_in(env) for env in (worker_env, second_env)]
-            assert all(count > 0 for count in counts), counts
-            stop(second)
-            assert consumed(worker_env, [first]) == 1.0
-        finally:
-            stop(first)
-            stop(second)
+    with two_workers((worker_env, second_env), tmp_path) as (first, second):
+        published(worker_env, stream())
+        consumed(worker_env, [first, second], fraction=0.5)
+        counts = [events_in(env) for env in (worker_env, second_env)]
+        assert all(count > 0 for count in counts), counts
+        stop(second)
+        assert consumed(worker_env, [first]) == 1.0
     assert set(keys(alerts_of(worker_env))) == replayed()
 
 
@@ -157,26 +151,20 @@ def test_two_workers_switch_rules_live(worker_env: dict[str, str], tmp_path: Pat
     new_rules = tmp_path / "rules.yaml"
     new_rules.write_text("version: live-test\nseverity: {low: 48}\n", encoding="utf-8")
     new_version = load_rules(new_rules)
-    with (tmp_path / "a.log").open("wb") as log_a, (tmp_path / "b.log").open("wb") as log_b:
-        workers = [start_worker(worker_env, log_a), start_worker(second_env, log_b)]
-        try:
-            time.sleep(8)
-            published(worker_env, lines[:half])
-            assert consumed(worker_env, workers) == 1.0
-            before = alerts_of(worker_env)
-            run_settleguard(["rules", "push", str(new_rules)], worker_env)
-            pushed_at = time.monotonic()
-            for env in (worker_env, second_env):
-                url = f"http://127.0.0.1:{env['SETTLEGUARD_WEB_PORT']}/healthz"
-                while get_json(url)[1].get("rule_version") != new_version.rule_version:
-                    assert time.monotonic() - pushed_at < 30, "worker did not switch rules"
-                    time.sleep(0.2)
-            print(f"both workers switched {time.monotonic() - pushed_at:.1f} s after the push")
-            published(worker_env, lines[half:])
-            assert consumed(worker_env, workers) == 1.0
-        finally:
-            for worker in workers:
-                stop(worker)
+    with two_workers((worker_env, second_env), tmp_path) as workers:
+        published(worker_env, lines[:half])
+        assert consumed(worker_env, workers) == 1.0
+        before = alerts_of(worker_env)
+        run_settleguard(["rules", "push", str(new_rules)], worker_env)
+        pushed_at = time.monotonic()
+        for env in (worker_env, second_env):
+            url = f"http://127.0.0.1:{env['SETTLEGUARD_WEB_PORT']}/healthz"
+            while get_json(url)[1].get("rule_version") != new_version.rule_version:
+                assert time.monotonic() - pushed_at < 30, "worker did not switch rules"
+                time.sleep(0.2)
+        print(f"both workers switched {time.monotonic() - pushed_at:.1f} s after the push")
+        published(worker_env, lines[half:])
+        assert consumed(worker_env, workers) == 1.0
     seen_before = {a["alert_id"] for a in before}
     after = [a for a in alerts_of(worker_env) if a["alert_id"] not in seen_before]
     assert before and after

@@ -1,0 +1,177 @@
+"""The review queue fed by real workers on a real broker: after kill -9, across a
+rebalance and through a Redis outage, every alert at or above the review threshold is in
+the review stream exactly once."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pytest
+import redis
+from conftest import free_port, run_settleguard
+from kafka_harness import scrape, start_worker, stop, total, two_workers, wait_consumed
+from test_worker_stream import alerts_of, consumed, published
+
+from alerts.review_queue import alert_key
+from stream.evaluate import SEVERITY_RANK
+from stream.simulator import SimulationConfig, simulate
+
+pytestmark = pytest.mark.e2e
+
+
+@lru_cache(maxsize=1)
+def stream() -> tuple[bytes, ...]:
+    """~13,500 simulated events (16 outlets x 30 days) with ~45 alerts at low or above."""
+    return tuple(simulate(SimulationConfig(outlets=16, days=30, seed=21)).events)
+
+
+@pytest.fixture
+def topics_env(isolated_env: dict[str, str]) -> dict[str, str]:
+    """A worker env of this test, its topics created."""
+    run_settleguard(["topics", "create"], isolated_env)
+    return isolated_env
+
+
+@pytest.fixture
+def review_env(topics_env: dict[str, str], redis_url: str) -> dict[str, str]:
+    """A worker env on the shared Redis, with its own review stream and key prefix."""
+    return {**topics_env, "SETTLEGUARD_REDIS_URL": redis_url}
+
+
+def review_caught_up(env: dict[str, str], workers: list[Any]) -> None:
+    """Wait until the review sink's group has committed the whole alerts topic."""
+    group = f"{env['SETTLEGUARD_APP_ID']}.review"
+    topics = [env["SETTLEGUARD_ALERTS_TOPIC"]]
+    reached = wait_consumed(env["SETTLEGUARD_KAFKA_BOOTSTRAP"], group, topics, 300, workers)
+    assert reached == 1.0, f"review sink committed {reached:.0%} of the alerts"
+
+
+def assert_each_reviewable_alert_enqueued_once(env: dict[str, str]) -> None:
+    """The stream holds every alert >= low of the alerts topic, each exactly once, and
+    each alert's hash points at its entry."""
+    low = SEVERITY_RANK["low"]
+    reviewable = {a["alert_id"] for a in alerts_of(env) if SEVERITY_RANK[a["severity"]] >= low}
+    client = redis.Redis.from_url(env["SETTLEGUARD_REDIS_URL"], decode_responses=True)
+    try:
+        entries = client.xrange(env["SETTLEGUARD_REVIEW_STREAM"])
+        ids = [orjson.loads(fields["alert"])["alert_id"] for _, fields in entries]
+        pointers = {
+            alert_id: client.hget(alert_key(env["SETTLEGUARD_REDIS_KEY_PREFIX"], alert_id), "entry")
+            for alert_id in ids
+        }
+    finally:
+        client.close()
+    assert len(reviewable) >= 30
+    assert len(ids) == len(set(ids)), "an alert was enqueued twice"
+    assert set(ids) == reviewable
+    assert pointers == {alert_id: entry for (entry, _), alert_id in zip(entries, ids, strict=True)}
+
+
+class PrivateRedis:
+    """A redis-server of this test alone on a free port, persisting to ``data_dir`` (AOF),
+    so it can be stopped and started mid-stream without touching the shared one."""
+
+    def __init__(self, data_dir: Path, log: IO[bytes]) -> None:
+        self.data_dir, self.log = data_dir, log
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.data_dir.mkdir(exist_ok=True)
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
+        args += ["--appendonly", "yes", "--save", ""]
+        self.process = subprocess.Popen(["redis-server", *args], stdout=self.log, stderr=self.log)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "private redis-server did not start"
+                time.sleep(0.1)
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+@contextmanager
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    with (tmp_path / "redis.log").open("wb") as log:
+        server = PrivateRedis(tmp_path / "redis", log)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def wait_for_sink_failures(env: dict[str, str], worker: Any) -> float:
+    """Wait until the worker's review sink has counted a failed delivery."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, "worker exited"
+        samples = scrape(int(env["SETTLEGUARD_WEB_PORT"]))
+        failures = total(samples, "settleguard_sink_failures_total")
+        if failures:
+            return failures
+        time.sleep(0.5)
+    raise AssertionError("the review sink never failed while Redis was down")
+
+
+def test_redis_outage_then_kill_9_enqueue_each_alert_once(
+    topics_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Redis stopped for a third of the stream while publishing goes on, then restarted;
+    the worker killed -9 in the last third and restarted: every reviewable alert is in
+    the review stream exactly once."""
+    lines = stream()
+    third = len(lines) // 3
+    with private_redis(tmp_path) as server, (tmp_path / "worker.log").open("wb") as log:
+        env = {**topics_env, "SETTLEGUARD_REDIS_URL": server.url}
+        worker = start_worker(env, log)
+        try:
+            published(env, lines[:third])
+            assert consumed(env, [worker]) == 1.0
+            review_caught_up(env, [worker])
+            server.stop()
+            published(env, lines[third : 2 * third])
+            assert consumed(env, [worker]) == 1.0
+            wait_for_sink_failures(env, worker)
+            server.start()
+            published(env, lines[2 * third :])
+            consumed(env, [worker], fraction=0.85)
+            worker.kill()
+            worker.wait(10)
+            worker = start_worker(env, log)
+            assert consumed(env, [worker]) == 1.0
+            review_caught_up(env, [worker])
+        finally:
+            stop(worker)
+        assert_each_reviewable_alert_enqueued_once(env)
+
+
+def test_rebalance_between_two_workers_enqueues_each_alert_once(
+    review_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two workers share the review sink's partitions; stopping one mid-stream hands its
+    partitions to the other: no alert is missing or enqueued twice."""
+    second_env = {**review_env, "SETTLEGUARD_WEB_PORT": str(free_port())}
+    with two_workers((review_env, second_env), tmp_path) as (first, second):
+        published(review_env, stream())
+        consumed(review_env, [first, second], fraction=0.5)
+        stop(second)
+        assert consumed(review_env, [first]) == 1.0
+        review_caught_up(review_env, [first])
+    assert_each_reviewable_alert_enqueued_once(review_env)
