@@ -367,10 +367,10 @@ class LabelIndex:
 def true_finding(labels: Iterable[Label]) -> Callable[[dict[str, Any]], bool]:
     """A test telling whether an alert (a dict, CONTRACT section 2) matches any of
     ``labels`` by the matching rule above; an alert that is not valid matches none."""
-    index = _LabelIndex(labels)
+    index = LabelIndex(labels)
 
     def matches(obj: dict[str, Any]) -> bool:
-        alert = _alert(obj)
+        alert = parse_alert(obj)
         return alert is not None and bool(index.matches(alert))
 
     return matches
