@@ -77,6 +77,8 @@ def isolated_env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, str
         "SETTLEGUARD_ALERTS_TOPIC": f"test-{suffix}.alerts",
         "SETTLEGUARD_REKEY_TOPIC": f"test-{suffix}.by-outlet",
         "SETTLEGUARD_RULES_TOPIC": f"test-{suffix}.rules",
+        "SETTLEGUARD_VERDICTS_TOPIC": f"test-{suffix}.verdicts",
+        "SETTLEGUARD_RATINGS_TOPIC": f"test-{suffix}.ratings",
         "SETTLEGUARD_REDIS_KEY_PREFIX": f"test-{suffix}:",
         "SETTLEGUARD_REVIEW_STREAM": f"test-{suffix}:review",
         "SETTLEGUARD_VERDICTS_STREAM": f"test-{suffix}:verdicts",
