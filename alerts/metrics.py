@@ -12,6 +12,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from models.decode import REASONS
+from models.verdicts import VERDICTS
 
 EVENT_KINDS = ("order", "settlement")
 
@@ -155,6 +156,10 @@ class Metrics:
             ["outlet_id", "kind"],
             registry=registry,
         )
+        # Known label values start at 0, so rates and alert rules see them before the
+        # first increment.
+        for verdict in VERDICTS:
+            self.verdicts.labels(verdict)
         # Children bound once: ``labels()`` per event costs more than the increment.
         self.events_in_by_kind = {kind: self.events_in.labels(kind) for kind in EVENT_KINDS}
         self.dead_letters_by_reason = {r: self.dead_letters.labels(r) for r in REASONS}

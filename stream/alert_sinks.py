@@ -96,6 +96,8 @@ class SinkRunner:
         self.next_offsets: dict[int, int] = {}  # per partition: one past the last read
         self.consumer: AIOKafkaConsumer  # made in run(): aiokafka needs the running loop
         self.backoff = Backoff()
+        metrics.sink_failures.labels(sink.name)  # the series exists from the start, at 0
+        metrics.sink_backlog.labels(sink.name).set(0)
 
     async def run(self) -> None:
         """Deliver alerts for as long as the worker runs."""

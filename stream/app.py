@@ -146,6 +146,7 @@ def create_app(
         async with checkpointing:
             async with lock:
                 await send(Outputs(ratings=pipeline.ratings()))  # changed ones, once a checkpoint
+                pipeline.note_model_versions()
                 batch = stores.take_batch()
                 deliveries = list(sent)
                 events = list(unacked)

@@ -190,6 +190,13 @@ class Pipeline:
             out.append((partition, outlet_id.encode(), orjson.dumps(figures)))
         return out
 
+    def note_model_versions(self) -> None:
+        """Export the model version in force on each partition this worker has read."""
+        for partition in self.last_order:
+            forest = self.stores.forest(partition) or self.engine.initial_forest
+            version = forest.version if forest is not None else "none"
+            self.metrics.model_version.labels(str(partition)).info({"model_version": version})
+
     def _claimed(self, ctx: Context, findings: list[Finding]) -> None:
         """The outlet drill-down's gauges: the claim and what its baseline expected."""
         claim = ctx.claim
@@ -234,6 +241,7 @@ class Pipeline:
         for gauge in (self.metrics.outlet_rating, self.metrics.outlet_alerts):
             gauge.clear()  # the new owners publish these outlets
         self.metrics.outlet_claim.clear()
+        self.metrics.model_version.clear()
         self.last_order.clear()
         self.last_settlement.clear()
         self.latest.clear()

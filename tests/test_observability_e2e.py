@@ -3,9 +3,6 @@ the simulator (with malformed lines), scraped every second by a Prometheus priva
 test (own port and data dir) that loads the project's rule files. Every dashboard panel's
 query and every alerting rule's expression is run through Prometheus's HTTP API and must
 return data; then the dead-letter spike and the service-down rules must fire.
-
-Metrics wired on other branches have no data here: they are listed, once, in
-``PENDING_OTHER_WORK``, and the test prints which queries are waiting on them.
 """
 
 from __future__ import annotations
@@ -33,17 +30,6 @@ from stream.simulator import SimulationConfig, simulate
 
 pytestmark = pytest.mark.e2e
 
-PENDING_OTHER_WORK = frozenset(
-    {
-        # Metrics defined in alerts/metrics.py that other branches wire (review queue and
-        # mail sinks, verdicts, ratings, claim amounts, model info). Empty this after the
-        # merge: every name left here must then have data.
-        "settleguard_sink_backlog",
-        "settleguard_sink_failures_total",
-        "settleguard_verdicts_total",
-        "settleguard_model_info",
-    }
-)
 RULES = ROOT / "deploy" / "prometheus" / "rules"
 METRIC_NAME = re.compile(r"\b(?:settleguard|faust)_[a-z_]+\b")
 DASHBOARD_VARIABLES = {"$__rate_interval": "1m"}  # $outlet: an outlet of the stream
@@ -213,7 +199,7 @@ def test_dashboard_queries_and_alert_rules_on_a_live_worker(
 
             wait_for(caught_up, 30, "the lag gauge to show 0 for every partition", worker)
 
-            # Every dashboard query returns data, except those waiting on other work.
+            # Every dashboard query returns data.
             queries = {}
             for query in panel_queries():
                 expr = query.expr
@@ -221,19 +207,15 @@ def test_dashboard_queries_and_alert_rules_on_a_live_worker(
                     expr = expr.replace(name, value)
                 queries[expr] = query
             assert "$" not in "".join(queries), "a dashboard variable is not substituted"
-            ours = [e for e in queries if not metric_names(e) & PENDING_OTHER_WORK]
-            wait_for(lambda: not without_data(prometheus, ours), 90, "dashboard data", worker)
-            pending = without_data(prometheus, [e for e in queries if e not in ours])
-            print("\ndashboard queries without data, pending other work:")
-            for expr in pending:
-                print(f"  {queries[expr].dashboard} / {queries[expr].panel}: {expr}")
+            exprs = list(queries)
+            wait_for(lambda: not without_data(prometheus, exprs), 90, "dashboard data", worker)
 
             # Every alerting rule evaluates without error, on series that exist.
             wait_for(lambda: not rule_problems(prometheus), 30, "rules evaluated", worker)
             for alert, expr in rule_expressions().items():
                 missing = {
                     name
-                    for name in metric_names(expr) - PENDING_OTHER_WORK
+                    for name in metric_names(expr)
                     if not has_data(prometheus, f"count({name})")
                 }
                 assert not missing, f"{alert} reads series that do not exist: {missing}"
