@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -124,7 +125,7 @@ def test_confirm_and_dismiss_write_contract_verdicts_and_acknowledge(
     assert [p["message_id"] for p in pending] == [entry]
 
     twice = review(settings, "dismiss", "sg-test-0000", "--reviewer", "bob", ok=False)
-    assert "sg-test-0000 was already decided: confirmed" in twice.output
+    assert re.search(r"sg-test-0000 was already decided: confirmed by ann at \d{4}-", twice.output)
     unknown = review(settings, "confirm", "sg-nope", "--reviewer", "ann", ok=False)
     assert "no alert 'sg-nope'" in unknown.output
     unread = review(settings, "confirm", "sg-test-0003", "--reviewer", "ann", ok=False)
