@@ -25,12 +25,19 @@ VERDICTS: tuple[Verdict, ...] = ("confirmed", "dismissed")
 
 #: KEYS: alert hash, review stream, verdicts stream.
 #: ARGV: group, alert id, verdict, reviewer, reason, decided_at.
-#: Returns {'ok', verdict entry id} or {problem, detail}.
+#: Returns {'ok', verdict entry id} or {problem, detail} (for an alert decided before:
+#: the verdict, and who decided when while the verdict entry is still in the stream).
 DECIDE = """
 local entry = redis.call('HGET', KEYS[1], 'entry')
 if not entry then return {'unknown', ''} end
-local decided = redis.call('HGET', KEYS[1], 'verdict')
-if decided then return {'decided', decided} end
+local decided = redis.call('HMGET', KEYS[1], 'verdict', 'verdict_entry')
+if decided[1] then
+  local by = redis.call('XRANGE', KEYS[3], decided[2], decided[2])
+  if #by == 0 then return {'decided', decided[1]} end
+  local fields = {}
+  for i = 1, #by[1][2], 2 do fields[by[1][2][i]] = by[1][2][i + 1] end
+  return {'decided', decided[1] .. ' by ' .. fields['reviewer'] .. ' at ' .. fields['decided_at']}
+end
 if #redis.call('XPENDING', KEYS[2], ARGV[1], entry, entry, 1) == 0 then
   return {'not_pending', entry}
 end

@@ -113,7 +113,16 @@ class SinkRunner:
             while True:
                 await self.step()
         finally:
-            await self.consumer.stop()
+            await self.stop_consumer()
+
+    async def stop_consumer(self, seconds: float = 10.0) -> None:
+        """Leave the group, but give up after ``seconds``: aiokafka's stop can hang when
+        the task is cancelled mid-rebalance, and the worker's shutdown waits for this
+        task (the next owner re-reads whatever was not committed)."""
+        try:
+            await asyncio.wait_for(self.consumer.stop(), seconds)
+        except TimeoutError:
+            log.warning("%s sink: Kafka consumer did not stop in %.0f s", self.sink.name, seconds)
 
     async def step(self) -> None:
         """Read what has arrived (unless the backlog is full), flush, commit."""

@@ -261,6 +261,8 @@ def evaluate(
     from stream.evaluate import format_report
 
     if verdicts_path is not None:
+        if events or labels or alerts:
+            raise click.UsageError("--verdicts FILE replaces EVENTS LABELS ALERTS: give one")
         report_verdicts(verdicts_path, as_json)
         return
     if events is None or labels is None or alerts is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -124,7 +125,7 @@ def test_confirm_and_dismiss_write_contract_verdicts_and_acknowledge(
     assert [p["message_id"] for p in pending] == [entry]
 
     twice = review(settings, "dismiss", "sg-test-0000", "--reviewer", "bob", ok=False)
-    assert "sg-test-0000 was already decided: confirmed" in twice.output
+    assert re.search(r"sg-test-0000 was already decided: confirmed by ann at \d{4}-", twice.output)
     unknown = review(settings, "confirm", "sg-nope", "--reviewer", "ann", ok=False)
     assert "no alert 'sg-nope'" in unknown.output
     unread = review(settings, "confirm", "sg-test-0003", "--reviewer", "ann", ok=False)
@@ -208,7 +209,8 @@ def test_auto_needs_exactly_one_way_to_decide(settings: Settings) -> None:
 
 
 def test_evaluate_verdicts_names_a_bad_line(settings: Settings, tmp_path: Path) -> None:
-    """A line that is not a verdict with its alert is an error naming the line."""
+    """A line that is not a verdict with its alert is an error naming the line; --verdicts
+    goes without EVENTS LABELS ALERTS, and evaluate needs one or the other."""
     bad = tmp_path / "verdicts.jsonl"
     bad.write_text('{"alert_id": "a", "verdict": "maybe", "reviewer": "r", "decided_at": "t"}\n')
     result = CliRunner().invoke(cli, ["evaluate", "--verdicts", str(bad)], obj=settings)
@@ -217,6 +219,8 @@ def test_evaluate_verdicts_names_a_bad_line(settings: Settings, tmp_path: Path) 
     assert "neither confirmed nor dismissed" in result.output
     no_args = CliRunner().invoke(cli, ["evaluate"], obj=settings)
     assert no_args.exit_code == 2 and "give EVENTS LABELS ALERTS, or --verdicts" in no_args.output
+    both = CliRunner().invoke(cli, ["evaluate", str(bad), "--verdicts", str(bad)], obj=settings)
+    assert both.exit_code == 2 and "--verdicts FILE replaces EVENTS LABELS ALERTS" in both.output
 
 
 def test_redis_down_is_a_clear_error(settings: Settings) -> None:

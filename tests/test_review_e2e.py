@@ -4,6 +4,9 @@ the review stream exactly once."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -53,9 +56,9 @@ def review_caught_up(env: dict[str, str], workers: list[Any]) -> None:
     assert reached == 1.0, f"review sink committed {reached:.0%} of the alerts"
 
 
-def assert_each_reviewable_alert_enqueued_once(env: dict[str, str]) -> None:
+def assert_each_reviewable_alert_enqueued_once(env: dict[str, str]) -> int:
     """The stream holds every alert >= low of the alerts topic, each exactly once, and
-    each alert's hash points at its entry."""
+    each alert's hash points at its entry; return how many."""
     low = SEVERITY_RANK["low"]
     reviewable = {a["alert_id"] for a in alerts_of(env) if SEVERITY_RANK[a["severity"]] >= low}
     client = redis.Redis.from_url(env["SETTLEGUARD_REDIS_URL"], decode_responses=True)
@@ -72,6 +75,7 @@ def assert_each_reviewable_alert_enqueued_once(env: dict[str, str]) -> None:
     assert len(ids) == len(set(ids)), "an alert was enqueued twice"
     assert set(ids) == reviewable
     assert pointers == {alert_id: entry for (entry, _), alert_id in zip(entries, ids, strict=True)}
+    return len(ids)
 
 
 class PrivateRedis:
@@ -130,6 +134,27 @@ def wait_for_sink_failures(env: dict[str, str], worker: Any) -> float:
     raise AssertionError("the review sink never failed while Redis was down")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the worker's forest-training process and its tracker)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split() if task.exists() else []
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def kill_9_with_children(worker: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and the processes it spawned, as a crash of its machine would:
+    killed alone, its children would outlive the test."""
+    children = descendants(worker.pid)
+    worker.kill()
+    worker.wait(10)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
 def test_redis_outage_then_kill_9_enqueue_each_alert_once(
     topics_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -152,8 +177,7 @@ def test_redis_outage_then_kill_9_enqueue_each_alert_once(
             server.start()
             published(env, lines[2 * third :])
             consumed(env, [worker], fraction=0.85)
-            worker.kill()
-            worker.wait(10)
+            kill_9_with_children(worker)
             worker = start_worker(env, log)
             assert consumed(env, [worker]) == 1.0
             review_caught_up(env, [worker])
@@ -174,4 +198,20 @@ def test_rebalance_between_two_workers_enqueues_each_alert_once(
         stop(second)
         assert consumed(review_env, [first]) == 1.0
         review_caught_up(review_env, [first])
-    assert_each_reviewable_alert_enqueued_once(review_env)
+        enqueued = assert_each_reviewable_alert_enqueued_once(review_env)
+        wait_for_gauges(review_env, depth=enqueued, unacknowledged=enqueued)
+
+
+def wait_for_gauges(env: dict[str, str], depth: int, unacknowledged: int) -> None:
+    """Wait until the worker's review queue gauges show these values (read once a second)."""
+    deadline = time.monotonic() + 15
+    while True:
+        samples = scrape(int(env["SETTLEGUARD_WEB_PORT"]))
+        seen = (
+            samples.get("settleguard_review_queue_depth"),
+            samples.get("settleguard_review_queue_pending"),
+        )
+        if seen == (depth, unacknowledged):
+            return
+        assert time.monotonic() < deadline, f"gauges show {seen}, not {(depth, unacknowledged)}"
+        time.sleep(0.5)

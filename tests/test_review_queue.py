@@ -17,7 +17,7 @@ from review_helpers import make_alert, review_settings
 from alerts.metrics import Metrics
 from alerts.review_queue import QueueStats, ReviewQueue, alert_key, redis_client
 from alerts.review_sink import ReviewSink
-from config.rules import Rules, parse_rules
+from config.rules import Rules, RulesError, parse_rules
 from config.settings import Settings
 from stream.alert_sinks import AlertRecord
 
@@ -167,3 +167,17 @@ async def test_sink_keeps_records_unsettled_while_redis_is_down(settings: Settin
     sink.forget([3])
     assert (sink.backlog(), sink.first_unsettled(3)) == (2, None)
     await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("review: {min_severity: urgent}", "review.min_severity"),
+        ("review: {min_sev: low}", "review.min_sev"),
+    ],
+)
+def test_review_threshold_is_validated_like_the_other_rules(text: str, message: str) -> None:
+    """A bad review section is a rules error naming the key; the default is low."""
+    with pytest.raises(RulesError, match=message):
+        parse_rules(text)
+    assert Rules().review.min_severity == "low"
