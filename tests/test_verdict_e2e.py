@@ -1,7 +1,7 @@
 """The review loop end to end on real Kafka and Redis: an alert reaches the review queue,
 a reviewer dismisses it with `settleguard review`, the worker's relay carries the verdict
 to the outlet's partition, and the same pattern no longer alerts; the outlet's rating
-figures on the compacted ratings topic count the verdict."""
+figures on the compacted ratings topic count the verdict, once, also after kill -9."""
 
 from __future__ import annotations
 
@@ -14,11 +14,20 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from stream.evaluate import SEVERITY_RANK
 from tests.conftest import run_settleguard
 from tests.events_factory import EventFactory
-from tests.kafka_harness import publish, read_alerts, read_to_end, scrape, start_worker, stop
+from tests.kafka_harness import (
+    publish,
+    read_alerts,
+    read_to_end,
+    scrape,
+    start_worker,
+    stop,
+    wait_consumed,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -71,7 +80,17 @@ def latest_rating(env: dict[str, str]) -> dict[str, Any] | None:
     return mine[-1] if mine else None
 
 
-def test_a_dismissal_travels_to_the_worker_and_silences_the_pattern(
+async def relay_again(bootstrap: str, topic: str, verdict: bytes) -> None:
+    """Publish ``verdict`` once more, as a relay that crashed before its XACK would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, verdict, key=OUTLET.encode())
+    finally:
+        await producer.stop()
+
+
+def test_a_dismissal_travels_to_the_worker_and_silences_the_pattern_once(
     isolated_env: dict[str, str], redis_url: str, tmp_path: Path
 ) -> None:
     env = {**isolated_env, "SETTLEGUARD_REDIS_URL": redis_url}
@@ -123,6 +142,23 @@ def test_a_dismissal_travels_to_the_worker_and_silences_the_pattern(
                 worker,
             )
             assert rating["settlements"] == 47
+            # After kill -9 and a restart, the outlet's state (from the changelog) knows
+            # the verdict: relayed again (the relay is at least once), it is not reapplied.
+            verdicts = asyncio.run(read_to_end(bootstrap, env["SETTLEGUARD_VERDICTS_TOPIC"]))
+            assert len(verdicts) == 1
+            topics = [env["SETTLEGUARD_VERDICTS_TOPIC"], settlements]
+            assert wait_consumed(bootstrap, env["SETTLEGUARD_APP_ID"], topics, 60, [worker]) == 1
+            worker.kill()
+            worker.wait(30)
+            worker = start_worker(env, log)
+            asyncio.run(relay_again(bootstrap, env["SETTLEGUARD_VERDICTS_TOPIC"], verdicts[0]))
+            asyncio.run(publish(bootstrap, settlements, jobs(47, 1, 150.0)))
+            rating = wait_for(
+                lambda: (r := latest_rating(env)) is not None and r["settlements"] == 48 and r,
+                worker,
+            )
+            assert rating["dismissed"] == 1, "a verdict was applied twice"
+            assert scrape(port)['settleguard_verdicts_total{verdict="dismissed"}'] == 0
             assert rating["stars"] is not None
             samples = scrape(port)
             assert (
