@@ -57,11 +57,15 @@ def smtp_answers(port: int) -> bool:
 
 
 @contextmanager
-def private_smtp(port: int, maildir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """This test's own SMTP server on ``port`` storing mail in ``maildir``."""
+def private_smtp(
+    port: int, maildir: Path, reject: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """This test's own SMTP server on ``port`` storing mail in ``maildir`` and answering
+    550 to recipients matching a ``reject`` glob."""
+    rejecting = [arg for pattern in reject for arg in ("--reject", pattern)]
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "smtp_maildir.py"), "--port", str(port),
-         "--maildir", str(maildir)],
+         "--maildir", str(maildir), *rejecting],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -2,7 +2,10 @@
 the simulator (with malformed lines), scraped every second by a Prometheus private to the
 test (own port and data dir) that loads the project's rule files. Every dashboard panel's
 query and every alerting rule's expression is run through Prometheus's HTTP API and must
-return data; then the dead-letter spike and the service-down rules must fire.
+return data; then the rules are provoked and seen firing: dead-letter spike (malformed
+input), mail retrying and sink failing (SMTP down), mail rejected (a receiver refused), no
+events (input stopped), worker down (kill -9). Lag growing is left to promtool's unit tests
+(deploy/prometheus/tests): it needs a worker slower than its input for minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import yaml
 from conftest import ROOT, free_port, run_settleguard
 from grafana_queries import panel_queries
 from kafka_harness import publish, scrape, start_worker, stop, total, wait_consumed
+from test_mail_e2e import private_smtp
 
 from stream.simulator import SimulationConfig, simulate
 
@@ -34,6 +38,25 @@ RULES = ROOT / "deploy" / "prometheus" / "rules"
 METRIC_NAME = re.compile(r"\b(?:settleguard|faust)_[a-z_]+\b")
 DASHBOARD_VARIABLES = {"$__rate_interval": "1m"}  # $outlet: an outlet of the stream
 TEST_FOR = "2s"  # the test's copy of the rules waits this long instead of their `for:`
+TEST_RANGES = {
+    "SettleguardNoEvents": "20s",
+    "SettleguardMailRetrying": "1m",
+    "SettleguardMailRejected": "1m",
+    "SettleguardSinkFailing": "1m",
+}
+"""Rules provoked here look back over these ranges in the test's copy (their own ranges
+are minutes long: NoEvents would need ten quiet minutes)."""
+MAIL_RULES = """
+version: observability-e2e
+mail:
+  receivers:
+    finance: {to: [finance@ok.example]}
+    gone: {to: [nobody@rejected.example]}
+  routes:
+    - receivers: [finance, gone]
+  grouping: {group_wait: 1s, group_interval: 2s, repeat_interval: 1m}
+"""
+"""Every alert mailed to a receiver the SMTP server accepts and to one it rejects."""
 
 
 def stream() -> list[bytes]:
@@ -68,6 +91,10 @@ def prometheus(tmp_path: Path, isolated_env: dict[str, str]) -> Iterator[str]:
             for rule in group["rules"]:
                 if "for" in rule:
                     rule["for"] = TEST_FOR
+                if rule.get("alert") in TEST_RANGES:
+                    rule["expr"] = re.sub(
+                        r"\[\d+[smhd]\]", f"[{TEST_RANGES[rule['alert']]}]", rule["expr"]
+                    )
         (rules_dir / path.name).write_text(yaml.safe_dump(rules), encoding="utf-8")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
@@ -167,16 +194,25 @@ def rule_expressions() -> dict[str, str]:
 
 
 def test_dashboard_queries_and_alert_rules_on_a_live_worker(
-    isolated_env: dict[str, str], prometheus: str, tmp_path: Path
+    isolated_env: dict[str, str], prometheus: str, redis_url: str, tmp_path: Path
 ) -> None:
     lines = stream()
-    env = {**isolated_env, "SETTLEGUARD_LAG_SECONDS": "1"}
+    smtp_port = free_port()  # nothing listens there until the test starts its SMTP server
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(MAIL_RULES, encoding="utf-8")
+    env = {
+        **isolated_env,
+        "SETTLEGUARD_LAG_SECONDS": "1",
+        "SETTLEGUARD_REDIS_URL": redis_url,
+        "SETTLEGUARD_SMTP_HOST": "127.0.0.1",
+        "SETTLEGUARD_SMTP_PORT": str(smtp_port),
+    }
     bootstrap = env["SETTLEGUARD_KAFKA_BOOTSTRAP"]
     run_settleguard(["topics", "create"], env)
     port = int(env["SETTLEGUARD_WEB_PORT"])
     variables = {**DASHBOARD_VARIABLES, "$outlet": first_outlet(lines)}
     with (tmp_path / "worker.log").open("wb") as log:
-        worker = start_worker(env, log)
+        worker = start_worker(env, log, "--config", str(rules))
         try:
             # Input only once Prometheus has the counters at 0: a counter first seen with
             # its final value shows no increase.
@@ -229,6 +265,26 @@ def test_dashboard_queries_and_alert_rules_on_a_live_worker(
                 worker,
             )
             assert "SettleguardWorkerDown" not in firing(prometheus)
+
+            # SMTP down: the mail sink retries, so its rules fire; once the server is up
+            # and rejects one receiver, the rejection rule fires.
+            for rule in ("SettleguardMailRetrying", "SettleguardSinkFailing"):
+                wait_for(lambda r=rule: r in firing(prometheus), 90, f"{rule} to fire", worker)
+            with private_smtp(smtp_port, tmp_path / "maildir", reject=("*@rejected.example",)):
+                wait_for(
+                    lambda: "SettleguardMailRejected" in firing(prometheus),
+                    90,
+                    "SettleguardMailRejected to fire",
+                    worker,
+                )
+                assert list((tmp_path / "maildir" / "new").glob("*.eml")), "nothing delivered"
+            # No more input: after the (shortened) window, the no-events rule fires.
+            wait_for(
+                lambda: "SettleguardNoEvents" in firing(prometheus),
+                90,
+                "SettleguardNoEvents to fire",
+                worker,
+            )
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(10)
             wait_for(
