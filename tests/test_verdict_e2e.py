@@ -32,6 +32,7 @@ from tests.kafka_harness import (
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 OUTLET = "W-LOOP-1"
+LOG: list[Path] = []  # the running test's worker log, quoted when a wait fails
 
 
 def jobs(first: int, count: int, labor: float) -> list[bytes]:
@@ -49,14 +50,17 @@ def jobs(first: int, count: int, labor: float) -> list[bytes]:
 
 
 def wait_for(check: Callable[[], Any], worker: subprocess.Popen[Any], timeout: float = 120) -> Any:
-    """Poll ``check`` until it returns something true; fail if the worker exits."""
+    """Poll ``check`` until it returns something true; fail (with the end of the worker's
+    log, which the test keeps in LOG) if the worker exits or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
         found = check()
         if found:
             return found
-        assert worker.poll() is None, "the worker exited"
-        assert time.monotonic() < deadline, "timed out"
+        ended = worker.poll() is not None
+        if ended or time.monotonic() > deadline:
+            tail = LOG[0].read_text(errors="replace")[-3000:] if LOG else ""
+            raise AssertionError(f"{'the worker exited' if ended else 'timed out'}:\n{tail}")
         time.sleep(0.5)
 
 
@@ -100,7 +104,8 @@ def test_a_dismissal_travels_to_the_worker_and_silences_the_pattern_once(
     )
     port = int(env["SETTLEGUARD_WEB_PORT"])
     run_settleguard(["topics", "create"], env)
-    with (tmp_path / "worker.log").open("wb") as log:
+    LOG[:] = [tmp_path / "worker.log"]
+    with LOG[0].open("wb") as log:
         worker = start_worker(env, log)
         try:
             # 40 ordinary jobs, then one at a new, higher labour tariff: an alert.
