@@ -6,6 +6,7 @@ by default, English for receivers with ``language: en``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -75,7 +76,7 @@ class MailRenderer:
         message["From"] = self.sender
         message["To"] = ", ".join(receiver.to)
         message["Date"] = formatdate()
-        message["Message-ID"] = make_msgid(idstring="alert", domain="settleguard")
+        message["Message-ID"] = message_id(receiver.to, [a["alert_id"] for a in ordered])
         message["X-Settleguard-Alerts"] = " ".join(a["alert_id"] for a in ordered)
         message.set_content(self.env.get_template("body.txt").render(context))
         html = self.env.get_template("body.html").render(context, subject=subject)
@@ -101,3 +102,11 @@ class MailRenderer:
             "settlement_id": alert.get("settlement_id"),
             "order_id": alert.get("order_id"),
         }
+
+
+def message_id(recipients: Sequence[str], alert_ids: Sequence[str]) -> str:
+    """A Message-ID made of the recipients and the alert ids, so that a mail sent again
+    (only possible when a worker dies in the middle of an SMTP conversation) is the same
+    message to the receiving systems, which drop the copy."""
+    digest = hashlib.sha256("\x1f".join([*sorted(recipients), *sorted(alert_ids)]).encode())
+    return f"<{digest.hexdigest()[:32]}@settleguard>"

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from alerts.chart import HEIGHT, WIDTH, chart_data
-from alerts.mail_render import MailRenderer
+from alerts.mail_render import MailRenderer, message_id
 from config.routing import Receiver
 
 ZH = Receiver(to=("ops@example.com",))
@@ -123,3 +123,13 @@ def test_no_chart_when_the_alerts_carry_no_amounts() -> None:
     mail = parsed(MailRenderer("sg@example.com").render(ZH, [dup]))
     assert not [p for p in mail.walk() if p.get_content_type() == "image/png"]
     assert "告警中没有可绘制的金额" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_message_id_is_the_same_for_the_same_alerts_and_recipients() -> None:
+    """A mail sent again after a crash mid-conversation is the same message (receiving
+    systems drop the copy); other alerts or recipients make another one."""
+    one = message_id(["a@example.com"], ["sg-1", "sg-2"])
+    assert one == message_id(["a@example.com"], ["sg-2", "sg-1"])
+    assert one != message_id(["b@example.com"], ["sg-1", "sg-2"])
+    assert one != message_id(["a@example.com"], ["sg-1"])
+    assert one.startswith("<") and one.endswith("@settleguard>")
