@@ -22,6 +22,10 @@ return 0
 """
 
 
+REJECTED_KEPT = 10_000
+"""Permanently rejected mails kept for operators (a Redis Stream, oldest trimmed)."""
+
+
 class Claim(enum.Enum):
     """What a claim attempt found."""
 
@@ -60,6 +64,29 @@ class MailDedupe:
         async with self.redis.pipeline(transaction=False) as pipe:
             for alert_id in alert_ids:
                 pipe.set(self.key(alert_id, receiver), outcome, px=self.keep_ms)
+            await pipe.execute()
+
+    def rejected_key(self) -> str:
+        """The Redis Stream of mails the SMTP server refused for good."""
+        return f"{self.prefix}mail:rejected"
+
+    async def reject(
+        self, alert_ids: list[str], receiver: str, recipients: list[str], answer: str
+    ) -> None:
+        """Record a permanent rejection: the claims become ``rejected`` (never retried) and
+        the mail is kept on the stream ``<prefix>mail:rejected`` (last ``REJECTED_KEPT``)
+        with its receiver, recipients, alert ids and the server's answer, so that no mail
+        disappears silently: fix the address, then re-send from there."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for alert_id in alert_ids:
+                pipe.set(self.key(alert_id, receiver), "rejected", px=self.keep_ms)
+            fields = {
+                "receiver": receiver,
+                "to": ", ".join(recipients),
+                "alert_ids": " ".join(alert_ids),
+                "answer": answer,
+            }
+            pipe.xadd(self.rejected_key(), fields, maxlen=REJECTED_KEPT, approximate=True)
             await pipe.execute()
 
     async def release(self, alert_ids: list[str], receiver: str) -> None:

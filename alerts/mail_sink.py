@@ -137,8 +137,9 @@ class MailSink:
     ) -> None:
         records = [record for alert_id in claimed for record in by_id[alert_id]]
         alerts = [by_id[alert_id][0].alert for alert_id in claimed]
+        receiver = mail.receivers[receiver_name]
         try:
-            await self.mailer.send(self.renderer.render(mail.receivers[receiver_name], alerts))
+            await self.mailer.send(self.renderer.render(receiver, alerts))
         except MailRejected as exc:
             self.metrics.mails_failed.inc()
             log.error(
@@ -147,7 +148,10 @@ class MailSink:
                 " ".join(claimed),
                 exc,
             )
-            await self._finish(claimed, receiver_name, "rejected")
+            try:
+                await self.dedupe.reject(claimed, receiver_name, list(receiver.to), str(exc))
+            except Exception as error:  # the claims expire; a re-read records it then
+                log.warning("could not record the rejected mail in Redis: %r", error)
             self._settle(records)
             return
         except Exception:

@@ -206,7 +206,8 @@ async def test_failed_send_is_kept_and_retried(dedupe: MailDedupe) -> None:
 
 
 async def test_permanent_rejection_settles_and_is_counted(dedupe: MailDedupe) -> None:
-    """A 5xx rejection is counted as failed, settles the record and is not retried."""
+    """A 5xx rejection is counted as failed, kept on the rejected-mail stream, settles the
+    record and is not retried."""
     clock, mailer = Clock(), FakeMailer()
     sink, metrics = make_sink(dedupe, clock, mailer)
     mailer.fail, mailer.error = 1, MailRejected("550 no such user")
@@ -215,6 +216,9 @@ async def test_permanent_rejection_settles_and_is_counted(dedupe: MailDedupe) ->
     await sink.flush()
     assert sink.backlog() == 0 and mailer.sent == []
     assert value(metrics, "settleguard_mails_failed_total") == 1
+    kept = await dedupe.redis.xrange(dedupe.rejected_key())
+    assert len(kept) == 1, "a rejected mail is kept for operators, not lost"
+    assert b"550 no such user" in kept[0][1][b"answer"]
     again, _ = make_sink(dedupe, clock, mailer)
     again.take([record(6, severity="medium")])
     clock.now += 10
