@@ -17,6 +17,7 @@ from typing import IO, Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 SETTLEGUARD = [str(Path(sys.executable).parent / "settleguard")]
@@ -104,7 +105,11 @@ def wait_consumed(
         for worker in workers:
             if worker.poll() is not None:
                 raise AssertionError(f"worker exited with {worker.returncode}")
-        done = asyncio.run(committed(bootstrap, group))
+        try:
+            done = asyncio.run(committed(bootstrap, group))
+        except KafkaError:  # e.g. the group's coordinator is moving: ask again
+            time.sleep(0.5)
+            continue
         reached = sum(min(done.get(tp, 0), end) for tp, end in ends.items()) / max(total, 1)
         if reached >= fraction:
             return reached
