@@ -80,6 +80,12 @@ class Metrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.partitions_resumed = Counter(
+            "settleguard_partitions_resumed_total",
+            "Input partitions Faust had stopped fetching while they had lag and the agent "
+            "idled, put back by the flow watchdog (stream/flow_watchdog.py).",
+            registry=registry,
+        )
         self.sink_backlog = Gauge(
             "settleguard_sink_backlog",
             "Alerts read by a sink (review, mail) and not yet delivered.",

@@ -20,6 +20,7 @@ import asyncio
 import functools
 import logging
 import multiprocessing
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -35,6 +36,7 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.alert_sinks import AlertSink, SinkRunner
+from stream.flow_watchdog import resume_left_out
 from stream.health import Progress
 from stream.lag import ConsumerLag
 from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
@@ -46,6 +48,9 @@ from stream.verdict_relay import relay_verdicts
 
 log = logging.getLogger(__name__)
 
+WATCHDOG_SECONDS = 15.0
+"""An input partition with lag, no commit and not fetched for this long, while the agent
+idles, is put back by the flow watchdog (stream/flow_watchdog.py)."""
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 """Largest state record (a partition's forest, with its undo image, is ~1 MB)."""
 
@@ -157,14 +162,12 @@ def create_app(
             stores.finished(batch)
             for stream, event in events:
                 await stream.ack(event)
-            progress.processed(
-                (e.message.topic, e.message.partition, e.message.offset) for _, e in events
-            )
 
     @app.agent(raw_topic(*input_names), name="detect")
     async def detect(stream: Any) -> None:
         try:
             async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
+                last_events[0] = time.monotonic()
                 assigned = app.consumer.assignment()  # revoked partitions: their new owner reads
                 messages = [
                     Message(m.topic, m.partition, m.offset, m.key, e.value, m.timestamp)
@@ -192,9 +195,16 @@ def create_app(
 
     lag = ConsumerLag(metrics.consumer_lag, input_names)
 
+    last_events = [time.monotonic()]  # when the agent last had events to process
+
     @app.timer(settings.lag_seconds)
     async def refresh_lag() -> None:
-        await lag.refresh(app.consumer)
+        """Lag gauge, progress for /healthz, and the flow watchdog (see its module)."""
+        progress.observe(*await lag.refresh(app.consumer))
+        idle = time.monotonic() - last_events[0]
+        if idle > WATCHDOG_SECONDS:
+            resumed = resume_left_out(app.consumer, progress.stuck_for(WATCHDOG_SECONDS))
+            metrics.partitions_resumed.inc(len(resumed))
 
     @app.task
     async def warm_up() -> None:
@@ -231,10 +241,6 @@ def create_app(
     @app.page("/healthz")
     async def healthz(view: View, request: Request) -> Response:
         """Liveness for orchestrators: 503 when stuck (see stream/health.py)."""
-        inputs = [tp for tp in app.consumer.assignment() if tp.topic in input_names]
-        if inputs:
-            ends = await app.consumer.highwaters(*inputs)
-            progress.observe_ends({(tp.topic, tp.partition): end for tp, end in ends.items()})
         if app.crashed:
             progress.crashed(repr(app.crash_reason))
         healthy, details = progress.status()

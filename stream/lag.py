@@ -30,13 +30,15 @@ class ConsumerLag:
         self.topics = frozenset(topics)
         self.shown: set[TopicPartition] = set()
 
-    async def refresh(self, consumer: Any) -> None:
-        """Read the offsets from the Faust ``consumer`` and update the gauge (nothing
-        while the consumer is still starting)."""
+    async def refresh(
+        self, consumer: Any
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int | None]]:
+        """Read the offsets from the Faust ``consumer``, update the gauge and return (lag,
+        committed offset) per assigned partition (nothing while the consumer starts)."""
         try:
             tps = [tp for tp in consumer.assignment() if tp.topic in self.topics]
         except ConsumerNotStarted:
-            return
+            return {}, {}
         ends = await consumer.highwaters(*tps) if tps else {}
         # Faust's committed offsets: None where the group never committed (reading starts
         # at the earliest offset then, which is where lag counts from).
@@ -48,6 +50,7 @@ class ConsumerLag:
             for tp, end in ends.items()
         }
         self.show(lags)
+        return lags, {(tp.topic, tp.partition): committed.get(tp) for tp in tps}
 
     def show(self, lags: Mapping[TopicPartition, int]) -> None:
         """Set the gauge to ``lags`` (never below 0) and drop partitions not in it."""

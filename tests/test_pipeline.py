@@ -120,26 +120,26 @@ def test_new_rules_apply_to_what_is_processed_after() -> None:
     assert count == alerts > 0
 
 
-def test_health_fails_only_when_input_waits_and_nothing_finishes() -> None:
-    """Idle is healthy; a backlog or growing input with no finished batch for
-    stall_seconds is not; a crashed agent never is."""
+def test_health_fails_only_when_a_partition_has_lag_and_commits_nothing() -> None:
+    """Idle is healthy; lag whose committed offset does not move for stall_seconds is
+    not (and names the partition); committing again heals; a crashed agent never is."""
     clock = Clock()
     progress = Progress(stall_seconds=60, clock=clock)
-    progress.observe_ends({("in", 0): 10})
+    progress.observe({("in", 0): 0, ("in", 1): 0}, {("in", 0): 10, ("in", 1): None})
     clock.now += 120
-    assert progress.status()[0]  # nothing processed before, input not growing: idle
-    progress.processed([("in", 0, 9)])
-    clock.now += 120
-    progress.observe_ends({("in", 0): 10})
-    assert progress.status()[0]  # caught up
-    progress.observe_ends({("in", 0): 15})
+    progress.observe({("in", 0): 0, ("in", 1): 0}, {("in", 0): 10, ("in", 1): None})
+    assert progress.status()[0]  # nothing to read: idle
+    progress.observe({("in", 0): 5, ("in", 1): 0}, {("in", 0): 10, ("in", 1): None})
     clock.now += 30
+    progress.observe({("in", 0): 7, ("in", 1): 0}, {("in", 0): 10, ("in", 1): None})
     assert progress.status()[0]  # behind, but not for long
+    assert progress.stuck_for(20) == [("in", 0)]
     clock.now += 31
-    progress.observe_ends({("in", 0): 15})
+    progress.observe({("in", 0): 9, ("in", 1): 0}, {("in", 0): 10, ("in", 1): None})
     healthy, details = progress.status()
-    assert (healthy, details["status"], details["backlog"]) == (False, "stalled", 5)
-    progress.processed([("in", 0, 14)])
-    assert progress.status()[0]
+    assert (healthy, details["status"], details["backlog"]) == (False, "stalled", 9)
+    assert details["stalled_partitions"] == ["in:0"]
+    progress.observe({("in", 0): 4, ("in", 1): 0}, {("in", 0): 15, ("in", 1): None})
+    assert progress.status()[0]  # committed again
     progress.crashed("boom")
     assert progress.status()[1]["status"] == "crashed"
