@@ -86,6 +86,12 @@ class Metrics:
             "idled, put back by the flow watchdog (stream/flow_watchdog.py).",
             registry=registry,
         )
+        self.duplicate_acks = Counter(
+            "settleguard_duplicate_acks_dropped_total",
+            "Repeated offsets removed from Faust's acked lists, which held its commits back "
+            "(stream/flow_watchdog.py).",
+            registry=registry,
+        )
         self.sink_backlog = Gauge(
             "settleguard_sink_backlog",
             "Alerts read by a sink (review, mail) and not yet delivered.",

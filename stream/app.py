@@ -36,7 +36,7 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.alert_sinks import AlertSink, SinkRunner
-from stream.flow_watchdog import resume_left_out
+from stream.flow_watchdog import drop_duplicate_acks, resume_left_out
 from stream.health import Progress
 from stream.lag import ConsumerLag
 from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
@@ -162,6 +162,7 @@ def create_app(
             stores.finished(batch)
             for stream, event in events:
                 await stream.ack(event)
+            metrics.duplicate_acks.inc(drop_duplicate_acks(app.consumer))
 
     @app.agent(raw_topic(*input_names), name="detect")
     async def detect(stream: Any) -> None:

@@ -1,4 +1,6 @@
-"""Containment of a Faust flow-control bug: input partitions left out of fetching.
+"""Containment of two Faust bugs seen after kill -9 and restart with a backlog: input
+partitions left out of fetching, and commits held back by repeated acked offsets
+(``drop_duplicate_acks``, run at every checkpoint).
 
 Faust stops fetching a partition when its stream buffer is under pressure
 (``Consumer.on_buffer_full``) and is meant to fetch it again when the pressure drops
@@ -40,3 +42,23 @@ def resume_left_out(consumer: Any, stuck: Iterable[TopicPartition]) -> list[Any]
         consumer.resume_partitions(left_out)
         log.warning("resumed input partitions Faust had stopped fetching: %s", left_out)
     return left_out
+
+
+def drop_duplicate_acks(consumer: Any) -> int:
+    """Remove repeated offsets from Faust's per-partition lists of acked offsets; return
+    how many were removed.
+
+    Faust commits up to the first run of consecutive offsets in that list. Offsets it
+    fills in for gaps it believes it saw can repeat offsets already acked; each repeat
+    then splits the run, and the commit advances one offset per commit interval (seen
+    after kill -9 and restart: commits trailing processing by thousands of offsets for
+    minutes, so the lag stayed and a later crash would re-read all of it)."""
+    removed = 0
+    for acked in consumer._acked.values():
+        unique = sorted(set(acked))
+        if len(unique) != len(acked):
+            removed += len(acked) - len(unique)
+            acked[:] = unique
+    if removed:
+        log.warning("dropped %d repeated offsets from Faust's acked lists", removed)
+    return removed

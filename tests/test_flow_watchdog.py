@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition as TP
 
-from stream.flow_watchdog import resume_left_out
+from stream.flow_watchdog import drop_duplicate_acks, resume_left_out
 
 
 class FakeConsumer:
@@ -45,3 +45,12 @@ def test_nothing_is_resumed_during_recovery_or_a_rebalance() -> None:
     consumer.app.in_recovery, consumer.flow_active = False, False
     assert resume_left_out(consumer, [("in", 1)]) == []
     assert consumer._active_partitions == set()
+
+
+def test_repeated_acked_offsets_are_dropped_so_commits_can_advance() -> None:
+    """With repeats, Faust's first run of consecutive offsets ends at the first repeat;
+    without them the whole acked range commits at once."""
+    consumer = SimpleNamespace(_acked={TP("in", 0): [7, 5, 5, 6, 6], TP("in", 1): [3, 4]})
+    assert drop_duplicate_acks(consumer) == 2
+    assert consumer._acked == {TP("in", 0): [5, 6, 7], TP("in", 1): [3, 4]}
+    assert drop_duplicate_acks(consumer) == 0
