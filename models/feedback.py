@@ -87,8 +87,9 @@ def dismissal_levels(
     return levels
 
 
-def _peers(outlet: OutletState, partition: PartitionState, key: str) -> dict[str, list[float]]:
-    return partition.accepted_peers.setdefault(f"{outlet.region or '*'}|{key}", {})
+def _peer_key(outlet: OutletState, key: str) -> str:
+    """Where the outlet's region keeps its outlets' acceptances of ``key``."""
+    return f"{outlet.region or '*'}|{key}"
 
 
 def dismiss(
@@ -107,7 +108,7 @@ def dismiss(
         outlet.accepted[key] = [level, 1.0, ts]
         if key.startswith("burst|"):
             continue  # an engineer's habits say nothing about other outlets
-        peers = _peers(outlet, partition, key)
+        peers = partition.accepted_peers.setdefault(_peer_key(outlet, key), {})
         peers[outlet.outlet_id] = [excess, 1.0, ts]
         if len(peers) > PEER_OUTLETS_KEPT:
             del peers[min(peers, key=lambda outlet_id: peers[outlet_id][2])]
@@ -119,7 +120,7 @@ def confirm(
     """Withdraw the outlet's acceptance of ``levels``' keys (and its vote for its peers)."""
     for key in levels:
         outlet.accepted.pop(key, None)
-        peers = partition.accepted_peers.get(f"{outlet.region or '*'}|{key}")
+        peers = partition.accepted_peers.get(_peer_key(outlet, key))
         if peers is not None:
             peers.pop(outlet.outlet_id, None)
 
@@ -137,7 +138,7 @@ def _peer_excess(
     outlet: OutletState, partition: PartitionState, key: str, ts: float, rules: FeedbackRules
 ) -> tuple[float, float] | None:
     """(excess accepted, strength) by the outlet's peers for ``key``, if enough agree."""
-    peers = partition.accepted_peers.get(f"{outlet.region or '*'}|{key}")
+    peers = partition.accepted_peers.get(_peer_key(outlet, key))
     if peers is None or len(peers) < rules.peer_outlets:
         return None
     fresh = [(entry[0], strength(entry, ts, rules)) for entry in peers.values()]

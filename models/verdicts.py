@@ -34,24 +34,6 @@ class Verdict:
     reasons: tuple[dict[str, Any], ...]
     reason: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        """The verdict record as published on the verdicts topic."""
-        return {
-            "alert_id": self.alert_id,
-            "verdict": self.verdict,
-            "reviewer": self.reviewer,
-            "reason": self.reason,
-            "decided_at": self.decided_at,
-            "alert": {
-                "alert_id": self.alert_id,
-                "outlet_id": self.outlet_id,
-                "kind": self.kind,
-                "score": self.score,
-                "event_time": self.event_time,
-                "reasons": list(self.reasons),
-            },
-        }
-
 
 def _text(obj: dict[str, Any], field: str, where: str = "") -> str:
     value = obj.get(field)

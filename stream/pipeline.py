@@ -238,10 +238,14 @@ class Pipeline:
     def forget(self) -> None:
         """Partitions moved: drop the state held for them (it is read back on demand)."""
         self.stores.forget()
-        for gauge in (self.metrics.outlet_rating, self.metrics.outlet_alerts):
-            gauge.clear()  # the new owners publish these outlets
-        self.metrics.outlet_claim.clear()
-        self.metrics.model_version.clear()
+        metrics = self.metrics
+        for per_partition in (
+            metrics.outlet_rating,
+            metrics.outlet_alerts,
+            metrics.outlet_claim,
+            metrics.model_version,
+        ):
+            per_partition.clear()  # the new owners publish these
         self.last_order.clear()
         self.last_settlement.clear()
         self.latest.clear()
