@@ -1,6 +1,10 @@
 """Replay throughput and state size.
 
-    python bench/bench_replay.py [--events FILE] [--outlets-for-size 100000]
+    python bench/bench_replay.py [--compiled] [--events FILE] [--outlets-for-size 100000]
+
+--compiled runs everything on the compiled build of models/ (scripts/build_compiled.sh,
+built into var/compiled when missing or stale; the production image's build); without
+it, on the plain Python of the checkout. The first line printed says which.
 
 1. Replays an events file (default: the simulator's default stream, 200 outlets x 60
    days) with every detector on, and a decode-only pass over the same lines in the same
@@ -14,16 +18,22 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import sklearn.ensemble  # noqa: F401  (start-up, not per event: imported before timing)
+
+import models.engine
 from config.rules import Rules
 from models.decode import decode
+from models.memory_stores import MemoryStores
 from models.state import OutletState
-from stream.replay import MemoryStores, replay
+from stream.replay import replay
 from stream.simulator import SimulationConfig, simulate, write_outputs
 
 
@@ -34,11 +44,31 @@ def events_file(path: Path | None, workdir: Path) -> Path:
     return workdir / "events.jsonl"
 
 
+ROOT = Path(__file__).resolve().parent.parent
+COMPILED = ROOT / "var" / "compiled"
+
+
+def run_compiled(argv: list[str]) -> int:
+    """This benchmark again, on the compiled build (built first when missing or stale)."""
+    subprocess.run([str(ROOT / "scripts" / "build_compiled.sh"), str(COMPILED)], check=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(COMPILED), str(ROOT)])}
+    return subprocess.run([sys.executable, __file__, *argv], env=env).returncode
+
+
+def build_name() -> str:
+    compiled = not models.engine.__file__ or not models.engine.__file__.endswith(".py")
+    return "compiled (mypyc)" if compiled else "plain Python"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=Path, help="JSON Lines events (default: simulate)")
     parser.add_argument("--outlets-for-size", type=int, default=100_000)
+    parser.add_argument("--compiled", action="store_true", help="run on the compiled build")
     args = parser.parse_args()
+    if args.compiled:
+        return run_compiled([a for a in sys.argv[1:] if a != "--compiled"])
+    print(f"build: {build_name()} ({models.engine.__file__})")
     with tempfile.TemporaryDirectory() as tmp:
         path = events_file(args.events, Path(tmp))
         lines = path.read_bytes().splitlines()

@@ -54,9 +54,10 @@ from kafka_harness import (  # noqa: E402
 )
 
 from config.rules import Rules  # noqa: E402
+from models.memory_stores import MemoryStores  # noqa: E402
 from models.state import PartitionState  # noqa: E402
 from stream.checkpoint import pack  # noqa: E402
-from stream.replay import MemoryStores, partition_for, replay  # noqa: E402
+from stream.replay import partition_for, replay  # noqa: E402
 from stream.simulator import SimulationConfig, simulate  # noqa: E402
 from stream.table_stores import outlet_key as state_key  # noqa: E402
 from stream.table_stores import partition_key  # noqa: E402

@@ -2,9 +2,8 @@
 
 ``IsolationForest.score_samples`` on one row costs milliseconds (input validation, joblib
 dispatch, one Cython call per tree). ``ForestScorer`` packs the fitted trees into one flat
-node table and walks all trees *at once*, one level per numpy step (an isolation tree is
-at most ``ceil(log2(max_samples))`` levels deep: 8 steps for the default 256 samples), so
-one event costs tens of microseconds.
+node table, and a small C loop (models/_treewalk.c) walks one row through every tree in
+a few microseconds.
 
 The scores are **bit-identical** to ``forest.score_samples``; this module replays
 scikit-learn 1.9's ``IsolationForest._compute_score_samples`` step by step:
@@ -38,13 +37,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import zipfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+from models import _treewalk  # C (models/_treewalk.c), built by setup.py
 
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
@@ -53,7 +53,7 @@ FORMAT_VERSION = 1
 """Version of the ``to_bytes`` layout; ``from_bytes`` rejects any other."""
 
 _LEAF = -1  # sklearn's TREE_LEAF marker in children_left / children_right
-_ROWS_PER_CHUNK = 512  # score_many walks (chunk rows x n_trees) states at a time (cache-sized)
+_MAX_FEATURES = 2**15 - 1  # the walk table stores a feature index in 16 bits
 
 # The packed model: these arrays (with these dtypes) are what to_bytes stores and what
 # the version hash covers. Nodes of all trees are concatenated in ``estimators_`` order;
@@ -70,6 +70,12 @@ _ARRAY_DTYPES: dict[str, str] = {
     "denominator": "<f8",  # shape (1,): n_estimators * average_path_length([max_samples_])
     "offset": "<f8",  # shape (1,): sklearn's offset_
 }
+
+_NODE = np.dtype(
+    [("value", "<f8"), ("left", "<i4"), ("feature", "<i2"), ("nan_right", "u1"), ("pad", "u1")]
+)
+"""One node as models/_treewalk.c reads it (``struct node``, 16 bytes): ``value`` is the
+split threshold, or the leaf value of a leaf (``left`` -1); the right child is left + 1."""
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -103,38 +109,26 @@ class ForestScorer:
         self.offset = float(packed["offset"][0])
         self.n_estimators = len(packed["roots"])
         levels = _check_forest(packed, self.n_features)
-        self.n_steps = len(levels) - 1
         self.version = _content_version(packed)
-        self._build_walk_tables(packed, np.concatenate(levels))
+        self._build_walk_table(packed, np.concatenate(levels))
 
-    def _build_walk_tables(self, packed: dict[str, npt.NDArray[Any]], order: IndexArray) -> None:
-        """The tables ``score_one``/``score_many`` walk, with the nodes renumbered in
-        ``order`` (level by level across all trees).
-
-        A walk state is ``s = 2 * node``; a step goes to ``next_state[s + goes_right]``, so
-        ``next_state`` interleaves the two children (as states) and ``feature``/``threshold``
-        are repeated to be indexed by ``s``. A leaf points to itself on both sides: a walk
-        that reached its leaf stays there for the remaining steps (all trees take
-        ``n_steps`` steps). Level order keeps the nodes every walk visits first (the top
-        levels of all trees) together in a few cache lines: in a stream, where other work
-        evicts the tables between events, a walk takes some 30% less time. The renumbering
-        changes no comparison and no sum, so scores stay bit-identical.
-        """
+    def _build_walk_table(self, packed: dict[str, npt.NDArray[Any]], order: IndexArray) -> None:
+        """The node table models/_treewalk.c walks: the nodes renumbered in ``order``
+        (level by level across all trees, siblings side by side, so a right child is
+        always its left sibling + 1), 16 bytes each. Level order keeps the nodes every
+        walk visits first (the top levels of all trees) in a few cache lines. The
+        renumbering changes no comparison and no sum: scores stay bit-identical."""
         renumbered = np.empty(len(order), dtype=np.intp)
         renumbered[order] = np.arange(len(order), dtype=np.intp)
-        left, right = packed["left"][order], packed["right"][order]
+        left = packed["left"][order]
         is_leaf = left == _LEAF
-        node = np.arange(len(order), dtype=np.intp)
-        next_state = np.empty(2 * len(order), dtype=np.intp)
-        next_state[0::2] = 2 * np.where(is_leaf, node, renumbered[np.where(is_leaf, 0, left)])
-        next_state[1::2] = 2 * np.where(is_leaf, node, renumbered[np.where(is_leaf, 0, right)])
-        self._next_state = next_state
-        feature = np.where(is_leaf, 0, packed["feature"][order])
-        self._state_feature = np.repeat(feature, 2).astype(np.intp)
-        self._state_threshold = np.repeat(packed["threshold"][order], 2)
-        self._state_nan_right = np.repeat(packed["missing_go_left"][order] == 0, 2)
-        self._state_leaf_value = np.repeat(packed["leaf_value"][order], 2)
-        self._root_states = 2 * renumbered[packed["roots"]]
+        nodes = np.zeros(len(order), dtype=_NODE)
+        nodes["value"] = np.where(is_leaf, packed["leaf_value"][order], packed["threshold"][order])
+        nodes["left"] = np.where(is_leaf, _LEAF, renumbered[np.where(is_leaf, 0, left)])
+        nodes["feature"] = np.where(is_leaf, 0, packed["feature"][order])
+        nodes["nan_right"] = packed["missing_go_left"][order] == 0
+        self._nodes = nodes.tobytes()
+        self._roots = renumbered[packed["roots"]].astype("<i4").tobytes()
 
     # ------------------------------------------------------------------ construction
 
@@ -234,24 +228,8 @@ class ForestScorer:
         row = np.asarray(x, dtype=np.float32)
         if row.shape != (self.n_features,):
             raise ValueError(self._shape_message(row.shape, "a 1-D row"))
-        row64 = row.astype(np.float64)  # exact; float64 vs float64 thresholds below
-        feature, threshold, next_state = (
-            self._state_feature,
-            self._state_threshold,
-            self._next_state,
-        )
-        states = self._root_states
-        if math.isnan(row64 @ row64):  # some x[f] is NaN (inf alone gives +inf, not NaN)
-            nan_right = self._state_nan_right
-            for _ in range(self.n_steps):
-                values = row64[feature[states]]
-                goes_right = (values > threshold[states]) | (np.isnan(values) & nan_right[states])
-                states = next_state[states + goes_right]
-        else:
-            for _ in range(self.n_steps):
-                states = next_state[states + (row64[feature[states]] > threshold[states])]
-        # Sequential sum over trees in estimators_ order, like sklearn's ``depths += ...``.
-        depth = float(np.add.accumulate(self._state_leaf_value[states])[-1])
+        # exact: float64 vs float64 thresholds; the trees are walked in C (_treewalk.c)
+        depth = _treewalk.walk(self._nodes, self._roots, row.astype(np.float64))
         # _scores_from_depths for one value: the division and negations are exact IEEE
         # operations in Python too; the power stays numpy's (on a 1-element array, the
         # way sklearn computes it), as numpy's float64 power may not be the C library's.
@@ -268,27 +246,9 @@ class ForestScorer:
         rows = np.asarray(X, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(self._shape_message(rows.shape, "a 2-D array of rows"))
-        scores = np.empty(rows.shape[0], dtype=np.float64)
-        for start in range(0, rows.shape[0], _ROWS_PER_CHUNK):
-            chunk = rows[start : start + _ROWS_PER_CHUNK].astype(np.float64)
-            depths = self._depths_many(chunk)
-            scores[start : start + len(chunk)] = self._scores_from_depths(depths)
-        return scores
-
-    def _depths_many(self, rows: FloatArray) -> FloatArray:
-        """Summed path lengths of each row: (rows x trees) walk states, one level per step."""
-        flat = rows.ravel()
-        row_start = (np.arange(rows.shape[0], dtype=np.intp) * self.n_features)[:, None]
-        states = np.broadcast_to(self._root_states, (rows.shape[0], self.n_estimators))
-        has_nan = bool(np.isnan(flat).any())
-        for _ in range(self.n_steps):
-            values = flat[row_start + self._state_feature[states]]
-            goes_right = values > self._state_threshold[states]
-            if has_nan:
-                goes_right |= np.isnan(values) & self._state_nan_right[states]
-            states = self._next_state[states + goes_right]
-        # Sequential sum over trees in estimators_ order, like sklearn's ``depths += ...``.
-        return np.add.accumulate(self._state_leaf_value[states], axis=1)[:, -1]
+        nodes, roots = self._nodes, self._roots
+        depths = np.array([_treewalk.walk(nodes, roots, row) for row in rows.astype(np.float64)])
+        return self._scores_from_depths(depths.reshape(rows.shape[0]))
 
     def _scores_from_depths(self, depths: FloatArray) -> FloatArray:
         """sklearn's last step, same expression and operands (incl. the zero-denominator case)."""
@@ -333,6 +293,8 @@ def _check_forest(packed: dict[str, npt.NDArray[Any]], n_features: int) -> list[
     )
     if n_features < 1 or len(roots) == 0 or roots.ndim != 1:
         raise ValueError("packed forest: needs at least one tree and one feature")
+    if n_features > _MAX_FEATURES or n_nodes >= 2**31:
+        raise ValueError(f"packed forest: at most {_MAX_FEATURES} features and 2**31 nodes")
     split = left != _LEAF
     if (
         not np.all((right == _LEAF) == ~split)

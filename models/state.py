@@ -135,22 +135,26 @@ class OutletState:
         return state
 
 
+ORDER_FIELDS = (
+    "burst",
+    "cancelled_ts",
+    "completed_ts",
+    "created_ts",
+    "engineer_id",
+    "event_ids",
+    "last_ts",
+    "parts_issued",
+    "product_category",
+    "service_type",
+    "settlements",
+)
+"""What an order record stores (its serialised keys)."""
+
+
 class OrderRecord:
     """One order as seen so far: lifecycle times, parts issued, settlements, event ids."""
 
-    __slots__ = (
-        "burst",
-        "cancelled_ts",
-        "completed_ts",
-        "created_ts",
-        "engineer_id",
-        "event_ids",
-        "last_ts",
-        "parts_issued",
-        "product_category",
-        "service_type",
-        "settlements",
-    )
+    __slots__ = ORDER_FIELDS
 
     def __init__(self) -> None:
         self.created_ts: float | None = None
@@ -166,39 +170,43 @@ class OrderRecord:
         self.burst: list[Any] | None = None  # [finding key, surprise] of its flagged burst
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"v": STATE_VERSION, **{k: getattr(self, k) for k in self.__slots__}})
+        return orjson.dumps({"v": STATE_VERSION, **{k: getattr(self, k) for k in ORDER_FIELDS}})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> OrderRecord:
         data = orjson.loads(raw)
         _check_version(data, "order")
         record = cls()
-        for key in cls.__slots__:
+        for key in ORDER_FIELDS:
             setattr(record, key, data[key])
         return record
+
+
+PARTITION_FIELDS = (
+    "accepted_peers",
+    "forest_generation",
+    "forest_pending_at",
+    "forest_queue",
+    "forest_rows",
+    "forest_seen",
+    "latest",
+    "order_time",
+    "partition",
+    "peers",
+    "pending",
+    "settlement_time",
+    "started",
+    "tails",
+    "watermark",
+)
+"""What a partition's state stores (its serialised keys)."""
 
 
 class PartitionState:
     """What the outlets of one input partition share: peer baselines, tail calibration,
     the event-time watermark, grace checks waiting for it, and the forest's reservoir."""
 
-    __slots__ = (
-        "accepted_peers",
-        "forest_generation",
-        "forest_pending_at",
-        "forest_queue",
-        "forest_rows",
-        "forest_seen",
-        "latest",
-        "order_time",
-        "partition",
-        "peers",
-        "pending",
-        "settlement_time",
-        "started",
-        "tails",
-        "watermark",
-    )
+    __slots__ = PARTITION_FIELDS
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
@@ -234,7 +242,7 @@ class PartitionState:
         return found
 
     def to_bytes(self) -> bytes:
-        data = {key: getattr(self, key) for key in self.__slots__}
+        data = {key: getattr(self, key) for key in PARTITION_FIELDS}
         data["peers"] = _stats_to(self.peers)
         data["tails"] = {key: tail.to_list() for key, tail in self.tails.items()}
         return orjson.dumps({"v": STATE_VERSION, **data})
@@ -244,7 +252,7 @@ class PartitionState:
         data = orjson.loads(raw)
         _check_version(data, "partition")
         state = cls(data["partition"])
-        for key in cls.__slots__:
+        for key in PARTITION_FIELDS:
             if key in data:  # accepted_peers is absent from state written before it existed
                 setattr(state, key, data[key])
         state.peers = _stats_from(data["peers"])

@@ -11,6 +11,7 @@ learned at all (the caller decides, see models/engine.py).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 LN10 = math.log(10.0)
 CLIP_SIGMAS = 3.0
@@ -120,6 +121,10 @@ def shrink(own: Estimate, prior: Estimate, prior_weight: float) -> Estimate:
     return mean, variance, total
 
 
+TAIL_PRIOR = (200.0, 10.0, 5.0, 0.5, 0.25)
+"""A new tail's counts: total, over START, excess over it, over SECOND, excess over it."""
+
+
 class Tail:
     """How often a detector's statistic exceeds two levels on normal traffic, and by how
     much: a two-piece exponential tail (beyond ``START`` and beyond ``SECOND``) fitted
@@ -131,18 +136,17 @@ class Tail:
 
     __slots__ = ("excess", "excess2", "over", "over2", "total", "ts")
 
-    START = 2.0
-    SECOND = 3.5
-    PRIOR = (200.0, 10.0, 5.0, 0.5, 0.25)  # total, over, excess, over2, excess2
-    EXCESS_CAP = 2.0
+    START: ClassVar[float] = 2.0
+    SECOND: ClassVar[float] = 3.5
+    EXCESS_CAP: ClassVar[float] = 2.0
 
     def __init__(
         self,
-        total: float = PRIOR[0],
-        over: float = PRIOR[1],
-        excess: float = PRIOR[2],
-        over2: float = PRIOR[3],
-        excess2: float = PRIOR[4],
+        total: float = TAIL_PRIOR[0],
+        over: float = TAIL_PRIOR[1],
+        excess: float = TAIL_PRIOR[2],
+        over2: float = TAIL_PRIOR[3],
+        excess2: float = TAIL_PRIOR[4],
         ts: float = 0.0,
     ) -> None:
         self.total, self.over, self.excess = total, over, excess
@@ -156,7 +160,7 @@ class Tail:
                 # Decay towards the prior, not towards nothing: a quiet spell forgets old
                 # evidence without making the tail overconfident.
                 decay = 2.0 ** (-(ts - self.ts) / half_life)
-                p_total, p_over, p_excess, p_over2, p_excess2 = self.PRIOR
+                p_total, p_over, p_excess, p_over2, p_excess2 = TAIL_PRIOR
                 self.total = p_total + (self.total - p_total) * decay
                 self.over = p_over + (self.over - p_over) * decay
                 self.excess = p_excess + (self.excess - p_excess) * decay

@@ -25,11 +25,17 @@ class Intake:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def admit(self, raw: bytes, origin: Origin) -> Event | DeadLetter:
-        """The typed event for ``raw``, or the dead letter to write for it."""
+    def admit(self, raw: bytes) -> Event | Rejection:
+        """The typed event for ``raw``, or why it is rejected; counted either way."""
         result = decode(raw)
         if isinstance(result, Rejection):
             self.metrics.dead_letters_by_reason[result.reason].inc()
-            return DeadLetter(dead_letter_record(raw, result, origin), result)
-        self.metrics.events_in_by_kind[result.kind].inc()
+        else:
+            self.metrics.events_in_by_kind[result.kind].inc()
         return result
+
+    @staticmethod
+    def dead_letter(raw: bytes, rejection: Rejection, origin: Origin) -> DeadLetter:
+        """The dead letter to write for rejected ``raw`` read at ``origin`` (built only for
+        bad input: most input is good, and replay reads hundreds of thousands of lines)."""
+        return DeadLetter(dead_letter_record(raw, rejection, origin), rejection)

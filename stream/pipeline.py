@@ -33,7 +33,7 @@ from models.events import OrderEvent
 from models.findings import Finding
 from models.verdicts import VerdictError, verdict_from_dict
 from stream.dead_letter import KafkaOrigin, dead_letter_record
-from stream.intake import DeadLetter, Intake
+from stream.intake import Intake
 from stream.table_stores import TableStores
 
 log = logging.getLogger(__name__)
@@ -130,14 +130,15 @@ class Pipeline:
         now = self.clock()
         partition_of = self.stores.partition_of
         for message in messages:
-            origin = KafkaOrigin(message.topic, message.partition, message.offset)
             if message.topic == self.verdicts_topic:
-                self._verdict(message, origin, out)
+                self._verdict(message, out)
                 continue
-            event = self.intake.admit(message.value, origin)
-            if isinstance(event, DeadLetter):
-                log.warning("dead letter %s:%s@%s: %s", *origin.as_dict().values(), event.rejection)
-                out.dead_letters.append((message.key, event.record))
+            event = self.intake.admit(message.value)
+            if isinstance(event, Rejection):
+                origin = KafkaOrigin(message.topic, message.partition, message.offset)
+                log.warning("dead letter %s:%s@%s: %s", *origin.as_dict().values(), event)
+                dead = self.intake.dead_letter(message.value, event, origin)
+                out.dead_letters.append((message.key, dead.record))
                 continue
             partition = partition_of(event.outlet_id)
             if partition != message.partition and message.topic != self.rekey_topic:
@@ -154,8 +155,9 @@ class Pipeline:
             self.latest[partition] = max(self.latest.get(partition, event.ts), event.ts)
         return out
 
-    def _verdict(self, message: Message, origin: KafkaOrigin, out: Outputs) -> None:
+    def _verdict(self, message: Message, out: Outputs) -> None:
         """Apply a reviewer's verdict (relayed by stream/verdict_relay.py) to its outlet."""
+        origin = KafkaOrigin(message.topic, message.partition, message.offset)
         try:
             verdict = verdict_from_dict(orjson.loads(message.value))
             if self.stores.partition_of(verdict.outlet_id) != message.partition:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from config.rules import Rules
 from models.detectors.forest import ForestModel, train_forest
-from stream.replay import MemoryStores, replay
+from models.memory_stores import MemoryStores
+from stream.replay import replay
 
 TRAINING_GENERATION = 0
 

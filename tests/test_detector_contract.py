@@ -34,8 +34,8 @@ from models.detectors.forest import ForestModel
 from models.engine import Engine
 from models.events import Event, event_to_dict
 from models.findings import Finding
+from models.memory_stores import MemoryStores
 from models.state import OrderRecord, OutletState, PartitionState
-from stream.replay import MemoryStores
 
 KNOWN_DETECTORS = {"amount", "frequency", "crosscheck", "forest"}
 

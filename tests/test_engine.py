@@ -18,6 +18,7 @@ from models.decode import Rejection, decode
 from models.engine import Engine
 from models.events import Event
 from models.findings import Finding
+from models.memory_stores import MemoryStores
 from models.state import (
     STATE_VERSION,
     OrderRecord,
@@ -25,7 +26,7 @@ from models.state import (
     PartitionState,
     StateVersionError,
 )
-from stream.replay import MemoryStores, partition_for, replay
+from stream.replay import partition_for, replay
 
 SEGMENT = "repair|air_conditioner"
 FEE_RULES = """

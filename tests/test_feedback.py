@@ -11,9 +11,10 @@ import pytest
 from config.rules import Rules
 from models.engine import Engine
 from models.feedback import strength
+from models.memory_stores import MemoryStores
 from models.verdicts import VerdictError, verdict_from_dict
 from stream.evaluate import evaluate
-from stream.replay import MemoryStores, replay_files
+from stream.replay import replay_files
 from stream.simulated_review import SimulatedReviewer
 from stream.simulator import SimulationConfig, simulate
 from stream.simulator.output import write_outputs

@@ -14,8 +14,9 @@ from config.rules import Rules
 from models.decode import decode
 from models.engine import Engine
 from models.events import Event
+from models.memory_stores import MemoryStores
 from stream.checkpoint import current, pack
-from stream.replay import MemoryStores, partition_for
+from stream.replay import partition_for
 from stream.table_stores import Batch, TableStores, partition_key
 
 PARTITIONS = 4

@@ -113,14 +113,19 @@ class ForestModel:
 
 def train_forest(rows: list[list[float]], rules: ForestRules, generation: int) -> ForestModel:
     """Fit a forest on ``rows`` (deterministic for the same rows and generation)."""
-    from sklearn.ensemble import IsolationForest  # only training needs scikit-learn
+    import sklearn  # only training needs scikit-learn
+    from sklearn.ensemble import IsolationForest
 
     data = np.asarray(rows, dtype=np.float64)
     forest = IsolationForest(
         n_estimators=rules.trees,
         max_samples=min(rules.sample_size, len(rows)),
         random_state=(rules.seed + generation) % 2**31,
-    ).fit(data)
+    )
+    # The rows are ours and finite: skip sklearn's checks of every one of the trees it
+    # builds (a fifth of a training's time; the fitted trees are the same).
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        forest.fit(data)
     scorer = ForestScorer.from_sklearn(forest)
     scores = -scorer.score_many(data[:: max(1, len(data) // CALIBRATION_ROWS)])
     center = float(np.median(scores))
