@@ -149,10 +149,10 @@ class Engine:
         levels = feedback.dismissal_levels(verdict.kind, verdict.reasons, verdict.score)
         if verdict.verdict == "dismissed":
             feedback.dismiss(outlet, part, levels, verdict.event_ts, self.rules.feedback)
-            rating.count(outlet, verdict.event_ts, rating.DISMISSED)
+            self._count(outlet, verdict.event_ts, rating.DISMISSED)
         else:
             feedback.confirm(outlet, part, levels)
-            rating.count(outlet, verdict.event_ts, rating.CONFIRMED)
+            self._count(outlet, verdict.event_ts, rating.CONFIRMED)
         self.rated.add(outlet.outlet_id)
         self.stores.put_outlet(outlet)
         self.stores.put_partition(part)
@@ -171,6 +171,12 @@ class Engine:
         rated, self.rated = self.rated, set()
         return rated
 
+    def _count(self, outlet: OutletState, ts: float, counter: str, amount: float = 1.0) -> None:
+        """Count in the outlet's rating (models/rating.py). A day's first count also drops
+        the days gone out of the window, so the state holds the window's days only."""
+        if rating.count(outlet, ts, counter, amount):
+            rating.prune(outlet, ts, self.rules.rating)
+
     def _counted(self, findings: list[Finding]) -> list[Finding]:
         """Count the findings reviewers will see (``low`` and up) in their outlets' ratings."""
         low = self.rules.severity.low
@@ -178,7 +184,7 @@ class Engine:
             if finding.score >= low:
                 outlet = self.stores.outlet(finding.outlet_id)
                 if outlet is not None:
-                    rating.count(outlet, finding.ts, rating.ALERTS + finding.kind)
+                    self._count(outlet, finding.ts, rating.ALERTS + finding.kind)
                     self.stores.put_outlet(outlet)
                     self.rated.add(finding.outlet_id)
         return findings
@@ -213,12 +219,12 @@ class Engine:
         event, record, outlet = ctx.event, ctx.record, ctx.outlet
         assert isinstance(event, OrderEvent)
         if record.created_ts is not None:
-            rating.count(outlet, event.ts, rating.COMPLETED)
+            self._count(outlet, event.ts, rating.COMPLETED)
             hours = max(0.0, event.ts - record.created_ts) / 3600.0
-            rating.count(outlet, event.ts, rating.RESPONSE_HOURS, hours)
+            self._count(outlet, event.ts, rating.RESPONSE_HOURS, hours)
         if event.customer_rating is not None:
-            rating.count(outlet, event.ts, rating.RATINGS)
-            rating.count(outlet, event.ts, rating.RATING_SUM, event.customer_rating)
+            self._count(outlet, event.ts, rating.RATINGS)
+            self._count(outlet, event.ts, rating.RATING_SUM, event.customer_rating)
         self.rated.add(outlet.outlet_id)
 
     def _burst(self, ctx: Context) -> list[Finding]:
@@ -338,7 +344,7 @@ class Engine:
 
     def _count_claim(self, outlet: OutletState, event: SettlementEvent) -> None:
         """A settlement in its outlet's rating and recent claims."""
-        rating.count(outlet, event.ts, rating.SETTLEMENTS)
+        self._count(outlet, event.ts, rating.SETTLEMENTS)
         outlet.recent.append([event.ts, event.amount])
         del outlet.recent[:-RECENT_CLAIMS]
         self.rated.add(outlet.outlet_id)

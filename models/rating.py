@@ -32,13 +32,16 @@ SETTLEMENTS, COMPLETED, RESPONSE_HOURS, RATINGS, RATING_SUM = "s", "c", "h", "r"
 CONFIRMED, DISMISSED, ALERTS = "ok", "no", "a:"
 
 
-def count(outlet: OutletState, ts: float, counter: str, amount: float = 1.0) -> None:
-    """Add ``amount`` to ``counter`` in the bucket of ``ts``'s day."""
+def count(outlet: OutletState, ts: float, counter: str, amount: float = 1.0) -> bool:
+    """Add ``amount`` to ``counter`` in the bucket of ``ts``'s day; True when that opened
+    the day's bucket (the caller then prunes: see Engine._count)."""
     day = str(int(ts // DAY))
     bucket = outlet.rating.get(day)
+    opened = bucket is None
     if bucket is None:
         bucket = outlet.rating[day] = {}
     bucket[counter] = bucket.get(counter, 0.0) + amount
+    return opened
 
 
 def prune(outlet: OutletState, as_of: float, rules: RatingRules) -> None:
