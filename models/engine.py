@@ -346,10 +346,12 @@ class Engine:
         level learned lower can only make later claims look dearer, never hide one. Without
         this an outlet whose tariff in a segment is below its peers' is flagged at every
         claim of it for ever (its own level is never learned; seen: 19 alerts on one
-        outlet), which made low multivariate scores far less precise than other kinds'."""
+        outlet), which made low multivariate scores far less precise than other kinds'.
+        Below the baseline's level, not merely a negative z: a z lowered by a reviewer's
+        dismissal (models/feedback.py) may stand for a value above the level."""
         claim = ctx.claim
         assert claim is not None
-        below = [q for q in claim.quantities if q.weight > 0 and q.z < 0.0]
+        below = [q for q in claim.quantities if q.weight > 0 and q.value < q.mean]
         if below:
             lower = dataclasses.replace(claim, quantities=below)
             baselines.learn(lower, ctx.outlet, ctx.partition, self.rules.baselines, ctx.event.ts)
