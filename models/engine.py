@@ -6,7 +6,8 @@ the stream worker share. It owns the order of operations that keeps the detector
    the grace checks it has passed;
 3. order events: update the order's lifecycle; judge quick completions for bursts;
 4. settlements: take the claim apart, judge it against baselines, run every detector,
-   and learn from it only if nothing was flagged (a flagged claim never moves a baseline);
+   and learn from it only if nothing was flagged (a flagged claim never moves a baseline
+   up: only its quantities below their baselines are learned);
 5. fuse: one finding per cause and settlement (a forest finding on a claim already
    explained by an amount finding adds nothing), drop what scores below ``info``;
 6. now and then: expire old orders, retrain the partition's forest.
@@ -17,6 +18,7 @@ keep bytes in Faust tables. Nothing here reads a clock: time is event time.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -340,7 +342,25 @@ class Engine:
             self.amount.learn_one(ctx)
             self.forest.learn_one(ctx)
             self._maybe_retrain(ctx.partition)
+        else:
+            self._learn_below(ctx)
         return findings
+
+    def _learn_below(self, ctx: Context) -> None:
+        """A flagged claim still teaches the baselines its quantities that lie *below*
+        them. A flagged claim is kept out so that an inflation never becomes the norm; a
+        level learned lower can only make later claims look dearer, never hide one. Without
+        this an outlet whose tariff in a segment is below its peers' is flagged at every
+        claim of it for ever (its own level is never learned; seen: 19 alerts on one
+        outlet), which made low multivariate scores far less precise than other kinds'.
+        Below the baseline's level, not merely a negative z: a z lowered by a reviewer's
+        dismissal (models/feedback.py) may stand for a value above the level."""
+        claim = ctx.claim
+        assert claim is not None
+        below = [q for q in claim.quantities if q.weight > 0 and q.value < q.mean]
+        if below:
+            lower = dataclasses.replace(claim, quantities=below)
+            baselines.learn(lower, ctx.outlet, ctx.partition, self.rules.baselines, ctx.event.ts)
 
     def _count_claim(self, outlet: OutletState, event: SettlementEvent) -> None:
         """A settlement in its outlet's rating and recent claims."""

@@ -304,6 +304,26 @@ def test_usual_labour_is_not_flagged_and_is_learned() -> None:
     assert outlet(engine, f.outlet_id).stats[key].to_list() != before
 
 
+def test_outlet_cheaper_than_its_peers_is_not_flagged_for_ever() -> None:
+    """An outlet whose labour in a segment is a third of its peers' is odd at first, but
+    a flagged claim still teaches the baselines what lies below them: its own level is
+    learned within a few claims and it stops alerting (before, every claim alerted)."""
+    engine = new_engine()
+    peers = [EventFactory(outlet_id=f"W-PEER-{i}") for i in range(4)]
+    at = 0.0
+    for n in range(150):
+        for i, f in enumerate(peers):
+            feed(engine, f.job(n, at=at + i * 0.1, labor=150.0 + ((7 * n + i) % 9 - 4) * 3.0))
+        at += 4.0
+    cheap = EventFactory(outlet_id="W-CHEAP")
+    flagged = []
+    for n in range(20):
+        found = feed(engine, cheap.job(n, at=at + 4.0 * n, labor=50.0))
+        flagged += [n for finding in found if finding.score >= engine.rules.severity.low]
+    assert flagged and max(flagged) < 8, flagged
+    assert outlet(engine, cheap.outlet_id).stats[f"{SEGMENT}|labor"].weight > 10
+
+
 # ---------------------------------------------------------------------- bursts
 
 
