@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= var/demo
 
-.PHONY: help setup demo test lint pytest services services-stop clean
+.PHONY: help setup compiled demo test lint pytest services services-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -16,8 +16,11 @@ setup: $(VENV)/.installed  ## create .venv and install settleguard with its dev 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --editable '.[dev]'
+	env -u SETTLEGUARD_COMPILE $(BIN)/pip install --quiet --editable '.[dev]'
 	touch $@
+
+compiled: setup  ## build the compiled detection core (mypyc) into var/compiled: PYTHONPATH=var/compiled
+	scripts/build_compiled.sh var/compiled
 
 demo: setup  ## simulate a stream and run it through the pipeline (no Kafka or Redis needed)
 	$(BIN)/settleguard simulate --outlets 60 --days 21 --seed 7 --malformed 0.0005 --out $(DEMO_DIR)

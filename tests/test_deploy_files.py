@@ -316,7 +316,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
     ]
     assert patterns[0] == "*", "start from `*` and allow-list what the build needs"
     reincluded = {p[1:].strip("/") for p in patterns if p.startswith("!")}
-    assert {"pyproject.toml", "stream", "models", "alerts", "config"} <= reincluded
+    assert {"pyproject.toml", "setup.py", "stream", "models", "alerts", "config"} <= reincluded
     forbidden = {".venv", "var", ".git", "tests", "deploy", "deploy/secrets"}
     assert not reincluded & forbidden
     for cache in ("**/__pycache__", "**/.pytest_cache"):
