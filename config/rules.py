@@ -73,7 +73,31 @@ class FrequencyRules(_Strict):
     window_minutes: float = Field(180.0, gt=0, description="window over which quick jobs add up")
     min_burst_jobs: int = Field(4, ge=2, description="never alert on fewer quick jobs than this")
     min_rate_per_window: float = Field(
-        0.3, gt=0, description="floor of the expected quick jobs per engineer and window"
+        0.3,
+        gt=0,
+        description="floor of the expected quick jobs per engineer and window; lower in "
+        "windows quieter than the outlet's average (see season)",
+    )
+
+
+class SeasonRules(_Strict):
+    """Seasonal activity profiles: when in the week (local hour of day, day of week) an
+    outlet's jobs get done, learned from completed orders (models/season.py)."""
+
+    enabled: bool = True
+    half_life_days: float = Field(
+        30.0, gt=0, description="weight of an old completion in a profile halves"
+    )
+    peer_prior_weight: float = Field(
+        100.0,
+        ge=0,
+        description="a peer profile counts as this many of the outlet's own completed orders",
+    )
+    min_factor: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="least activity assumed at any hour of the week, as a share of the average",
     )
 
 
@@ -176,6 +200,7 @@ class Rules(_Strict):
     baselines: BaselineRules = BaselineRules()
     amount: AmountRules = AmountRules()
     frequency: FrequencyRules = FrequencyRules()
+    season: SeasonRules = SeasonRules()
     crosscheck: CrossCheckRules = CrossCheckRules()
     forest: ForestRules = ForestRules()
     feedback: FeedbackRules = FeedbackRules()

@@ -4,7 +4,8 @@ the stream worker share. It owns the order of operations that keeps the detector
 1. drop re-deliveries (same ``event_id`` already in the order's record);
 2. advance the partition's event-time watermark (the slower of its two inputs) and run
    the grace checks it has passed;
-3. order events: update the order's lifecycle; judge quick completions for bursts;
+3. order events: update the order's lifecycle; judge quick completions for bursts; count
+   other completions in the activity profiles (models/season.py);
 4. settlements: take the claim apart, judge it against baselines, run every detector,
    and learn from it only if nothing was flagged (a flagged claim never moves a baseline
    up: only its quantities below their baselines are learned);
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 import orjson
 
 from config.rules import Rules
-from models import baselines, feedback, rating
+from models import baselines, feedback, rating, season
 from models.decode import decode
 from models.detectors.amount import AmountDetector
 from models.detectors.base import DAY, Context
@@ -212,9 +213,11 @@ class Engine:
                 record.parts_issued = issued
         elif event.status == "cancelled":
             record.cancelled_ts = event.ts
-        if not self.frequency.is_quick_completion(ctx):
-            return []
-        return self._burst(ctx)
+        if self.frequency.is_quick_completion(ctx):
+            return self._burst(ctx)
+        if event.status == "completed" and self.rules.season.enabled:
+            season.learn(ctx.outlet, ctx.partition, event, self.rules.season)
+        return []
 
     def _count_completion(self, ctx: Context) -> None:
         """A completed job in its outlet's rating: response time and customer rating."""
@@ -237,7 +240,7 @@ class Engine:
         # ongoing: a burst was flagged and other quick jobs of it are still in the window
         if activity is not None and activity.alerted_burst is not None and len(recent) > 1:
             # The burst grows: its claims are judged by the strongest evidence so far.
-            surprise, _, _ = self.frequency.surprise(ctx)
+            surprise = self.frequency.surprise(ctx)[0]
             activity.burst_surprise = max(activity.burst_surprise, surprise)
             ctx.record.burst = [activity.alerted_burst, activity.burst_surprise]
             self.frequency.remember(ctx, usual=False)

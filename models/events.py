@@ -9,6 +9,7 @@ text and offset so the event re-encodes byte-for-byte.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 ORDER_STATUSES = ("created", "dispatched", "completed", "cancelled")
@@ -78,6 +79,21 @@ class SettlementEvent:
 
 
 Event = OrderEvent | SettlementEvent
+
+
+@lru_cache(maxsize=64)
+def _offset_seconds(suffix: str) -> int:
+    if suffix[-1] in "Zz":
+        return 0
+    sign = -1 if suffix[0] == "-" else 1
+    return sign * (int(suffix[1:3]) * 3600 + int(suffix[4:6]) * 60)
+
+
+def utc_offset(event: Event) -> int:
+    """Seconds east of UTC of the event's own ``event_time`` (``+08:00`` -> 28800): its
+    local clock is ``ts + utc_offset(event)``. Read from the text's last six characters,
+    which a decoded event's time always ends with (``Z`` or ``±HH:MM``)."""
+    return _offset_seconds(event.event_time[-6:])
 
 
 def _drop_none(pairs: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,21 @@
 """The detection state: plain, versioned objects that serialise to compact JSON bytes.
 
 Three kinds, keyed so each lives in one Kafka partition (the outlet's):
-- ``OutletState``: one outlet's baselines (per segment, part code, travel) and engineers'
-  recent activity — what the amount and frequency detectors judge against.
+- ``OutletState``: one outlet's baselines (per segment, part code, travel), its seasonal
+  activity profile and engineers' recent activity — what the amount and frequency
+  detectors judge against.
 - ``OrderRecord``: one order's lifecycle and the settlements claiming it — the join state
   of the cross-checks, and where re-deliveries are recognised by ``event_id``.
-- ``PartitionState``: what the outlets of one partition share — peer baselines, tail
-  calibration, the event-time watermark, pending grace checks, the forest's reservoir.
+- ``PartitionState``: what the outlets of one partition share — peer baselines and
+  activity profiles, tail calibration, the event-time watermark, pending grace checks,
+  the forest's reservoir.
   Kept per partition (not global) so that a partition's state moves whole with it on a
   rebalance and replay reproduces the worker exactly (see README, "Architecture").
 
 Replay keeps these objects live in dicts; the stream worker stores their bytes in Faust
 tables. ``STATE_VERSION`` is written into every serialised object and checked on load.
+Fields added since version 1 (verdicts, ratings, recent claims, activity profiles) are
+optional in the serialised form: state written before them loads with them empty.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from models.stats import Decayed, Tail
+from models.stats import Decayed, DecayedCounts, Tail
 
 STATE_VERSION = 1
 
@@ -81,6 +85,7 @@ class OutletState:
         "rating",
         "recent",
         "region",
+        "season",
         "stats",
         "verdicts",
     )
@@ -96,6 +101,7 @@ class OutletState:
         self.verdicts: list[str] = []  # alert ids of the verdicts applied, latest last
         self.rating: dict[str, dict[str, float]] = {}  # day -> counters (models/rating.py)
         self.recent: list[list[float]] = []  # latest claims [event ts, amount], oldest first
+        self.season = DecayedCounts()  # completed orders by local hour, weekday (models/season.py)
 
     def stat(self, key: str) -> Decayed:
         found = self.stats.get(key)
@@ -116,6 +122,7 @@ class OutletState:
                 "ver": self.verdicts,
                 "rat": self.rating,
                 "rec": self.recent,
+                "sea": self.season.to_list(),
             }
         )
 
@@ -132,6 +139,7 @@ class OutletState:
         state.verdicts = data.get("ver", [])
         state.rating = data.get("rat", {})
         state.recent = data.get("rec", [])
+        state.season = DecayedCounts.from_list(data.get("sea", []))
         return state
 
 
@@ -194,6 +202,7 @@ PARTITION_FIELDS = (
     "partition",
     "peers",
     "pending",
+    "seasons",
     "settlement_time",
     "started",
     "tails",
@@ -220,6 +229,7 @@ class PartitionState:
         self.latest = 0.0  # max of the two: replay's clock
         self.peers: dict[str, Decayed] = {}  # "<region or *>|<baseline key>"
         self.tails: dict[str, Tail] = {}  # "<detector>.<feature family>"
+        self.seasons: dict[str, DecayedCounts] = {}  # activity profiles: "<region>", "*"
         self.pending: list[list[Any]] = []  # heap of [due ts, outlet, order, settlement, time]
         self.forest_rows: list[list[float]] = []  # reservoir of normal feature vectors
         self.forest_seen = 0  # settlements offered to the reservoir
@@ -245,6 +255,7 @@ class PartitionState:
         data = {key: getattr(self, key) for key in PARTITION_FIELDS}
         data["peers"] = _stats_to(self.peers)
         data["tails"] = {key: tail.to_list() for key, tail in self.tails.items()}
+        data["seasons"] = {key: counts.to_list() for key, counts in self.seasons.items()}
         return orjson.dumps({"v": STATE_VERSION, **data})
 
     @classmethod
@@ -253,8 +264,11 @@ class PartitionState:
         _check_version(data, "partition")
         state = cls(data["partition"])
         for key in PARTITION_FIELDS:
-            if key in data:  # accepted_peers is absent from state written before it existed
+            if key in data:  # accepted_peers, seasons: absent from state written before them
                 setattr(state, key, data[key])
         state.peers = _stats_from(data["peers"])
         state.tails = {key: Tail.from_list(values) for key, values in data["tails"].items()}
+        state.seasons = {
+            key: DecayedCounts.from_list(values) for key, values in data.get("seasons", {}).items()
+        }
         return state

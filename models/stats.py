@@ -80,6 +80,47 @@ class Decayed:
         return f"Decayed(w={self.weight:.2f}, mean={self.mean:.4f}, sd={self.variance**0.5:.4f})"
 
 
+class DecayedCounts:
+    """Counts in a fixed number of bins, decayed in event time: a histogram of *when*
+    things happen (models/season.py). All bins share one reference time, so an observation
+    adds its weight relative to it (``2 ** ((ts - ref) / half_life)``) to its bins only;
+    the bins are brought to a newer reference once a half-life has passed. Kept as whole
+    thousandths (integers): exact and short in the serialised form, and cheap to add.
+    Empty until the first observation."""
+
+    __slots__ = ("counts", "ref")
+
+    def __init__(self, counts: list[int] | None = None, ref: float = 0.0) -> None:
+        self.counts: list[int] = counts or []  # thousandths of a count
+        self.ref = ref
+
+    def add(self, bins: tuple[int, ...], size: int, ts: float, half_life: float) -> None:
+        """Count one observation at event time ``ts`` in each of ``bins`` (of ``size``)."""
+        counts = self.counts
+        if not counts:
+            counts = self.counts = [0] * size
+            self.ref = ts
+        elif ts - self.ref > half_life:
+            scale = 2.0 ** ((self.ref - ts) / half_life)
+            self.counts = counts = [int(count * scale + 0.5) for count in counts]
+            self.ref = ts
+        weight = int(1000.0 * 2.0 ** ((ts - self.ref) / half_life) + 0.5)
+        for index in bins:
+            counts[index] += weight
+
+    def at(self, ts: float, half_life: float) -> list[float]:
+        """The counts as they stand at event time ``ts`` (empty when nothing was counted)."""
+        scale = 0.001 if ts <= self.ref else 0.001 * 2.0 ** ((self.ref - ts) / half_life)
+        return [count * scale for count in self.counts]
+
+    def to_list(self) -> list[float]:
+        return [self.ref, *self.counts] if self.counts else []
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> DecayedCounts:
+        return cls([int(count) for count in values[1:]], values[0]) if values else cls()
+
+
 Estimate = tuple[float, float, float]
 """(mean, variance, weight) of a baseline as it stands at some event time."""
 

@@ -3,10 +3,15 @@ minutes by one engineer.
 
 A real job takes travel and work, so one engineer rarely completes a job soon after it was
 created (a *quick* job), and almost never many within a few hours. Each engineer's usual
-rate of quick jobs is learned (decayed in event time, floored for newcomers); the number
-of quick jobs in the current window is judged against it with a Poisson tail. A region
-surge, an outlet taking over a neighbour's area or a month-end batch of settlements adds
-volume but not quick jobs by one engineer, so they do not alert.
+rate of quick jobs is learned (decayed in event time) and spread over the week by the
+outlet's activity profile (models/season.py): more is usual at 14:00 on a weekday than at
+03:00. The number of quick jobs in the current window is judged against that with a
+Poisson tail. The expectation has a floor for engineers with little history,
+``min_rate_per_window``, lowered in windows quieter than the outlet's average (at night
+even a newcomer's quick jobs are rarer) but never raised in busy ones: a floor guards
+against an unknown rate, and busy hours are where fabricated jobs hide. A region surge,
+an outlet taking over a neighbour's area or a month-end batch of settlements adds volume
+but not quick jobs by one engineer, so they do not alert.
 
 The burst is flagged on the order event that makes it surprising — minutes into the
 burst, before its settlements arrive — and every settlement claiming one of its jobs is
@@ -19,6 +24,7 @@ import math
 from typing import Any, ClassVar
 
 from config.rules import Rules
+from models import season
 from models.detectors.base import DAY, Context
 from models.events import OrderEvent
 from models.findings import Finding, Reason
@@ -77,21 +83,30 @@ class FrequencyDetector:
             recent.append([event.ts, event.order_id])
         return activity, recent
 
-    def expected(self, activity: EngineerActivity | None, ts: float) -> float:
-        """Quick jobs this engineer usually completes in one window."""
-        count = activity.quick_rate.decayed_weight(ts, QUICK_RATE_HALF_LIFE) if activity else 0.0
-        per_second = count / (QUICK_RATE_HALF_LIFE / LN2)
-        return max(self.rules.frequency.min_rate_per_window, per_second * self.window_seconds)
-
-    def surprise(self, ctx: Context) -> tuple[float, int, float]:
-        """Surprise, count and expected count of the engineer's quick jobs in the window
-        ending at this (quick) completion."""
+    def expected(self, ctx: Context, activity: EngineerActivity | None) -> tuple[float, float]:
+        """Quick jobs this engineer usually completes in the window ending at this event,
+        and the outlet's activity over the window relative to its weekly average."""
         event = ctx.event
+        assert isinstance(event, OrderEvent)
+        count = (
+            activity.quick_rate.decayed_weight(event.ts, QUICK_RATE_HALF_LIFE) if activity else 0.0
+        )
+        per_second = count / (QUICK_RATE_HALF_LIFE / LN2)
+        profile = season.profile(ctx.outlet, ctx.partition, event.ts, self.rules.season)
+        end = season.local_time(event)
+        factor = profile.mean(end - self.window_seconds, end)
+        floor = self.rules.frequency.min_rate_per_window * min(1.0, factor)
+        return max(floor, per_second * self.window_seconds * factor), factor
+
+    def surprise(self, ctx: Context) -> tuple[float, int, float, float]:
+        """Surprise, count and expected count of the engineer's quick jobs in the window
+        ending at this (quick) completion, and the outlet's activity then (see expected)."""
         activity, recent = self.window(ctx)
-        rate = self.expected(activity, event.ts)
+        rate, factor = self.expected(ctx, activity)
         if len(recent) < self.rules.frequency.min_burst_jobs:
-            return 0.0, len(recent), rate
-        return poisson_surprise(len(recent), rate) - WINDOWS_ALLOWANCE, len(recent), rate
+            return 0.0, len(recent), rate, factor
+        surprise = poisson_surprise(len(recent), rate) - WINDOWS_ALLOWANCE
+        return surprise, len(recent), rate, factor
 
     def score_one(self, ctx: Context) -> list[Finding]:
         """A burst finding when the window's quick jobs reach ``low`` severity: a burst
@@ -100,7 +115,7 @@ class FrequencyDetector:
             return []
         event = ctx.event
         assert isinstance(event, OrderEvent) and event.engineer_id is not None
-        surprise, count, rate = self.surprise(ctx)
+        surprise, count, rate, factor = self.surprise(ctx)
         if surprise * 10.0 < self.rules.severity.low:
             return []
         _, recent = self.window(ctx)
@@ -125,8 +140,10 @@ class FrequencyDetector:
                         message=(
                             f"engineer {event.engineer_id} completed {count} jobs within "
                             f"{self.rules.frequency.quick_job_minutes:.0f} min of their creation "
-                            f"in {minutes:.0f} min; usual for this engineer: {rate:.2f} per "
-                            f"{minutes:.0f} min (orders {', '.join(str(j[1]) for j in recent[:12])}"
+                            f"in {minutes:.0f} min; usual for this engineer at this hour and "
+                            f"weekday: {rate:.2f} per {minutes:.0f} min (the outlet's activity "
+                            f"then: x{factor:.2f} its weekly average; orders "
+                            f"{', '.join(str(j[1]) for j in recent[:12])}"
                             f"{' …' if count > 12 else ''})"
                         ),
                     )
