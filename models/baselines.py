@@ -111,5 +111,6 @@ def learn(
         if own.weight >= MIN_WITHIN_WEIGHT:
             partition.peer(within_key).update(value - own.mean, ts, half_life, floor)
         own.update(value, ts, half_life, floor)
-        partition.peer(region_key).update(value, ts, half_life, floor)
         partition.peer(all_key).update(value, ts, half_life, floor)
+        if region_key != all_key:  # an outlet without a region has all outlets for peers
+            partition.peer(region_key).update(value, ts, half_life, floor)

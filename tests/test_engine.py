@@ -304,6 +304,15 @@ def test_usual_labour_is_not_flagged_and_is_learned() -> None:
     assert outlet(engine, f.outlet_id).stats[key].to_list() != before
 
 
+def test_a_claim_of_an_outlet_without_region_counts_once_among_its_peers() -> None:
+    """Without a region an outlet's peers are all outlets: its claim is one observation
+    of the all-outlets baseline, not two (region and all-outlets keys coincide)."""
+    f = EventFactory(region=None)
+    engine = new_engine()
+    feed(engine, f.job(1, at=0.0, labor=150.0))
+    assert peer(engine, f"{SEGMENT}|labor")[0] == 1.0  # weight
+
+
 def test_outlet_cheaper_than_its_peers_is_not_flagged_for_ever() -> None:
     """An outlet whose labour in a segment is a third of its peers' is odd at first, but
     a flagged claim still teaches the baselines what lies below them: its own level is
