@@ -17,8 +17,10 @@ if [[ ${1:-} == -h || ${1:-} == --help ]]; then
 fi
 
 cd "$ROOT"
-sources=$( (cat pyproject.toml setup.py; find models -name '*.py' -print0 | sort -z | xargs -0 cat) \
-  | sha256sum | cut -d' ' -f1)
+# Every file the wheel is built from: the compiled models/ and the plain packages beside it.
+sources=$( (cat pyproject.toml setup.py
+  find models stream alerts config -type f -not -name '*.so' -not -path '*/__pycache__/*' -print0 \
+    | sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1)
 if [[ -f $OUT/.sources && $(cat "$OUT/.sources") == "$sources" ]]; then
   echo "compiled build in $OUT is up to date"
   exit 0

