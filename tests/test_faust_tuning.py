@@ -30,6 +30,7 @@ from stream.faust_tuning import (
 
 @pytest.fixture
 def app() -> Iterator[faust.App]:
+    """An app with the tuned consumer (never started: no broker is needed)."""
     app = faust.App(
         "tuning-test",
         broker="kafka://127.0.0.1:1",
@@ -51,7 +52,7 @@ async def test_the_tuned_app_consumes_with_the_tuned_consumer(app: faust.App) ->
     try:
         assert kafka._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 1500
     finally:
-        await kafka._client.close()
+        await kafka.stop()
 
 
 async def test_a_delivery_that_does_not_wait_runs_without_a_task(app: faust.App) -> None:
@@ -63,10 +64,10 @@ async def test_a_delivery_that_does_not_wait_runs_without_a_task(app: faust.App)
         ran_in.append(asyncio.current_task())
         return "delivered"
 
-    suspended = asyncio.Event()
+    consumer = app.consumer
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "coroutine ... was never awaited" would fail
-        results = await app.consumer.wait_first(deliver(), suspended.wait())
+        results = await consumer.wait_first(deliver(), consumer.suspend_flow.wait())
     assert results.results == ["delivered"] and not results.stopped
     assert ran_in == [asyncio.current_task()]
 
@@ -80,13 +81,13 @@ async def test_a_delivery_that_waits_finishes_under_fausts_wait_first(app: faust
         await asyncio.sleep(0)  # a bare yield first
         return await room
 
-    suspended = asyncio.Event()
-    waiting = asyncio.ensure_future(app.consumer.wait_first(deliver(), suspended.wait()))
+    consumer = app.consumer
+    waiting = asyncio.ensure_future(consumer.wait_first(deliver(), consumer.suspend_flow.wait()))
     await asyncio.sleep(0.01)
     assert not waiting.done()
     room.set_result("delivered")
     results = await waiting
-    assert "delivered" in results.results
+    assert results.results == ["delivered"] and not results.stopped
 
 
 async def test_a_suspended_flow_interrupts_a_waiting_delivery(app: faust.App) -> None:
@@ -101,10 +102,10 @@ async def test_a_suspended_flow_interrupts_a_waiting_delivery(app: faust.App) ->
             cancelled.set()
             raise
 
-    suspended = asyncio.Event()
-    waiting = asyncio.ensure_future(app.consumer.wait_first(deliver(), suspended.wait()))
+    consumer = app.consumer
+    waiting = asyncio.ensure_future(consumer.wait_first(deliver(), consumer.suspend_flow.wait()))
     await asyncio.sleep(0.01)
-    suspended.set()
+    consumer.suspend_flow.set()
     results = await asyncio.wait_for(waiting, 5)
     assert results.results == [True]  # the suspension's wait() won
     await asyncio.wait_for(cancelled.wait(), 5)
@@ -121,10 +122,11 @@ async def test_a_delivery_error_propagates_from_either_path(app: faust.App) -> N
         await asyncio.sleep(0)
         raise ValueError("bad later")
 
+    consumer = app.consumer
     with pytest.raises(ValueError, match="bad at once"):
-        await app.consumer.wait_first(fails_at_once(), asyncio.Event().wait())
+        await consumer.wait_first(fails_at_once(), consumer.suspend_flow.wait())
     with pytest.raises(ValueError, match="bad later"):
-        await app.consumer.wait_first(fails_later(), asyncio.Event().wait())
+        await consumer.wait_first(fails_later(), consumer.suspend_flow.wait())
 
 
 async def test_an_error_thrown_into_a_waiting_delivery_reaches_it() -> None:
