@@ -126,13 +126,13 @@ async def _drain_rate(process: subprocess.Popen[Any], env: dict[str, str], group
 
 TRIVIAL_AGENT = """
 import sys, faust
-from stream.faust_tuning import consumer_settings, new_event_loop, run_worker, tune
+from stream.faust_tuning import RawSchema, consumer_settings, new_event_loop, run_worker, tune
 loop = new_event_loop()
 app = faust.App(sys.argv[1], broker="kafka://" + sys.argv[2], store="memory://",
                 web_enabled=False, autodiscover=False,
                 **consumer_settings(int(sys.argv[4]), float(sys.argv[5])))
 tune(app)
-topic = app.topic(sys.argv[3], key_serializer="raw", value_serializer="raw")
+topic = app.topic(sys.argv[3], schema=RawSchema())
 
 @app.agent(topic)
 async def drain(stream):
@@ -142,7 +142,7 @@ async def drain(stream):
 run_worker(app, "warning", loop)
 """
 """The reference: Faust's plain per-event iteration, acking every event, with the
-worker's consumer settings, event loop and sensors (stream/faust_tuning.py)."""
+worker's consumer settings, event loop, sensors and topic schema (stream/faust_tuning.py)."""
 
 
 def throughput(args: argparse.Namespace) -> None:

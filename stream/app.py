@@ -35,7 +35,7 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.alert_sinks import AlertSink, SinkRunner
-from stream.faust_tuning import consumer_settings, setup_prometheus, tune
+from stream.faust_tuning import RawSchema, consumer_settings, setup_prometheus, tune
 from stream.flow_watchdog import drop_duplicate_acks, resume_left_out
 from stream.health import Progress
 from stream.lag import ConsumerLag
@@ -115,7 +115,7 @@ def create_app(
     lock = asyncio.Lock()  # one batch, tick, rules switch or hand-off at a time
 
     def raw_topic(*names: str) -> faust.TopicT:
-        return app.topic(*names, key_serializer="raw", value_serializer="raw")
+        return app.topic(*names, schema=RawSchema())
 
     input_names = tuple(input_topics(settings))
     alerts_topic = raw_topic(settings.alerts_topic)

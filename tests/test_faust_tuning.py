@@ -22,6 +22,7 @@ from stream.faust_tuning import (
     Consumer,
     QuietMonitor,
     QuietPrometheusMonitor,
+    RawSchema,
     consumer_settings,
     make_worker,
     tune,
@@ -226,3 +227,17 @@ def test_the_worker_keeps_the_root_logger_at_its_level(app: faust.App) -> None:
         assert root.level == before
     finally:
         loop.close()
+
+
+async def test_raw_schema_events_carry_the_message_bytes(app: faust.App) -> None:
+    """RawSchema makes the same events as the raw serializer (bytes as they came, a
+    missing key stays None) and still encodes raw when sending."""
+    from faust.types import Message
+
+    schema = RawSchema()
+    decode = schema.compile(app)
+    for key, value in ((b"O-1", b'{"a":1}'), (None, b"x")):
+        message = Message("orders", 0, 5, 0.0, 0, None, key, value, None)
+        event = await decode(message)
+        assert (event.key, event.value, event.message) == (key, value, message)
+    assert schema.dumps_value(app, b"\x00raw", headers={}) == (b"\x00raw", {})
