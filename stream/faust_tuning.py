@@ -36,9 +36,9 @@ prints compares the work done per event, not the configuration.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
 from time import monotonic
 from typing import Any, cast
 
@@ -52,8 +52,6 @@ from faust.types import TP, StreamT
 from faust.web import Request, Response, View
 from mode.services import WaitResults
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
-log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 100
 """Longest a fetch waits at the broker for records (Faust's own value: 1500 ms)."""
@@ -202,6 +200,17 @@ class RawSchema(faust.Schema):
         return decode
 
 
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What a quiet monitor gathered between two commits."""
+
+    received: Mapping[TP, int]  # messages in, per partition
+    read: Mapping[TP, int]  # latest offset read, per partition
+    ends: Mapping[TP, int]  # latest end offset seen, per partition
+    events: Mapping[StreamT, int]  # stream events, per stream
+    out: int  # messages fully acked
+
+
 class QuietMonitor(Monitor):
     """Faust's monitor, counting per event and publishing at each offset commit.
 
@@ -245,27 +254,20 @@ class QuietMonitor(Monitor):
 
     def flush(self) -> None:
         """Publish the counts gathered since the last flush."""
-        received, events, out = self._received, self._events, self._out
+        counts = Counts(self._received, dict(self._read), dict(self._ends), self._events, self._out)
         self._received, self._events, self._out = Counter(), Counter(), 0
-        self.publish(received, dict(self._read), dict(self._ends), events, out)
+        self.publish(counts)
 
-    def publish(
-        self,
-        received: Mapping[TP, int],
-        read: Mapping[TP, int],
-        ends: Mapping[TP, int],
-        events: Mapping[StreamT, int],
-        out: int,
-    ) -> None:
-        total = sum(received.values())
+    def publish(self, counts: Counts) -> None:
+        total = sum(counts.received.values())
         self.messages_received_total += total
-        self.messages_active += total - out
-        for tp, count in received.items():
+        self.messages_active += total - counts.out
+        for tp, count in counts.received.items():
             self.messages_received_by_topic[tp.topic] += count
-        self.tp_read_offsets.update(read)
-        self.tp_end_offsets.update(ends)
-        self.events_total += sum(events.values())
-        for stream, count in events.items():
+        self.tp_read_offsets.update(counts.read)
+        self.tp_end_offsets.update(counts.ends)
+        self.events_total += sum(counts.events.values())
+        for stream, count in counts.events.items():
             key = self.stream_lookup.get(stream)
             if key is None:
                 key = self.stream_lookup[stream] = str(stream)
@@ -277,31 +279,24 @@ class QuietPrometheusMonitor(QuietMonitor, PrometheusMonitor):
     ``faust.sensors.prometheus.PrometheusMonitor`` does, per commit instead of per
     event; ``events_runtime_latency`` stays empty)."""
 
-    def publish(
-        self,
-        received: Mapping[TP, int],
-        read: Mapping[TP, int],
-        ends: Mapping[TP, int],
-        events: Mapping[StreamT, int],
-        out: int,
-    ) -> None:
-        super().publish(received, read, ends, events, out)
+    def publish(self, counts: Counts) -> None:
+        super().publish(counts)
         metrics = self._metrics
-        total = sum(received.values())
+        total = sum(counts.received.values())
         metrics.messages_received.inc(total)
-        metrics.active_messages.inc(total - out)
-        for tp, count in received.items():
+        metrics.active_messages.inc(total - counts.out)
+        for tp, count in counts.received.items():
             metrics.messages_received_per_topics.labels(topic=tp.topic).inc(count)
-        for tp, offset in read.items():
+        for tp, offset in counts.read.items():
             metrics.messages_received_per_topics_partition.labels(
                 topic=tp.topic, partition=tp.partition
             ).set(offset)
-        for tp, offset in ends.items():
+        for tp, offset in counts.ends.items():
             metrics.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition).set(
                 offset
             )
-        metrics.total_events.inc(sum(events.values()))
-        for stream, count in events.items():
+        metrics.total_events.inc(sum(counts.events.values()))
+        for stream, count in counts.events.items():
             label = f"stream.{self._stream_label(stream)}.events"
             metrics.total_events_per_stream.labels(stream=label).inc(count)
 
