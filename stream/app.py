@@ -26,7 +26,6 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
@@ -36,6 +35,7 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.alert_sinks import AlertSink, SinkRunner
+from stream.faust_tuning import RawSchema, consumer_settings, setup_prometheus, tune
 from stream.flow_watchdog import drop_duplicate_acks, resume_left_out
 from stream.health import Progress
 from stream.lag import ConsumerLag
@@ -71,7 +71,6 @@ def create_app(
         topic_partitions=settings.topic_partitions,
         table_standby_replicas=settings.standby_replicas,
         producer_max_request_size=MAX_RECORD_BYTES,
-        consumer_max_fetch_size=MAX_RECORD_BYTES,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -82,9 +81,13 @@ def create_app(
         # and, at shutdown, never ends. Not waiting is safe: the hand-off below writes a
         # checkpoint, and events re-read after it are dropped as re-deliveries.
         stream_wait_empty=False,
+        # Offsets commit once per checkpoint (they are acked per checkpoint); faster
+        # fetching, quieter sensors: see stream/faust_tuning.py.
+        **consumer_settings(MAX_RECORD_BYTES, settings.checkpoint_seconds),
     )
+    tune(app)
     registry = registry if registry is not None else CollectorRegistry()
-    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    setup_prometheus(app, registry, name_prefix="faust")
     state = app.Table(
         "state",
         partitions=settings.topic_partitions,
@@ -112,7 +115,7 @@ def create_app(
     lock = asyncio.Lock()  # one batch, tick, rules switch or hand-off at a time
 
     def raw_topic(*names: str) -> faust.TopicT:
-        return app.topic(*names, key_serializer="raw", value_serializer="raw")
+        return app.topic(*names, schema=RawSchema())
 
     input_names = tuple(input_topics(settings))
     alerts_topic = raw_topic(settings.alerts_topic)

@@ -67,14 +67,13 @@ def worker(settings: Settings, config_path: Path | None, model_path: Path | None
     rules pushed with `settleguard rules push` replace --config as soon as they are read.
     """
     rules, model = _rules(config_path), _model(model_path)
-    import faust  # imported here: the other commands do not need Faust's start-up cost
-
+    # Faust is imported here: the other commands do not need its start-up cost.
     from stream.app import create_app
+    from stream.faust_tuning import new_event_loop, run_worker
     from stream.replay import collect_rarely
     from stream.topics import PartitionCountError, ensure_topics
 
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    loop = new_event_loop()
     try:
         created = loop.run_until_complete(ensure_topics(settings))
     except PartitionCountError as exc:
@@ -88,7 +87,7 @@ def worker(settings: Settings, config_path: Path | None, model_path: Path | None
         click.echo(f"created topics: {', '.join(created)}", err=True)
     app = create_app(settings, rules, initial_forest=model)
     collect_rarely()  # for as long as the worker runs
-    faust.Worker(app, loglevel=settings.log_level, loop=loop).execute_from_commandline()
+    run_worker(app, settings.log_level, loop)
 
 
 @cli.group()
