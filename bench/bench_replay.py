@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import sklearn.ensemble  # noqa: F401  (start-up, not per event: imported before timing)
+from compiled import compiled_pythonpath
 
 import models.engine
 from config.rules import Rules
@@ -44,14 +45,9 @@ def events_file(path: Path | None, workdir: Path) -> Path:
     return workdir / "events.jsonl"
 
 
-ROOT = Path(__file__).resolve().parent.parent
-COMPILED = ROOT / "var" / "compiled"
-
-
 def run_compiled(argv: list[str]) -> int:
     """This benchmark again, on the compiled build (built first when missing or stale)."""
-    subprocess.run([str(ROOT / "scripts" / "build_compiled.sh"), str(COMPILED)], check=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(COMPILED), str(ROOT)])}
+    env = {**os.environ, "PYTHONPATH": compiled_pythonpath()}
     return subprocess.run([sys.executable, __file__, *argv], env=env).returncode
 
 

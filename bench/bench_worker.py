@@ -1,6 +1,6 @@
 """Stream worker speed on the local broker (start it with `scripts/services.sh start kafka`).
 
-    python bench/bench_worker.py throughput [--outlets 45 --days 180]
+    python bench/bench_worker.py [--compiled] throughput [--outlets 45 --days 180]
     python bench/bench_worker.py latency [--rate 1000 --seconds 60]
     python bench/bench_worker.py recovery [--outlets 100000]
 
@@ -45,6 +45,7 @@ from aiokafka.errors import KafkaError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from compiled import compiled_pythonpath  # noqa: E402
 from conftest import free_port  # noqa: E402
 from kafka_harness import (  # noqa: E402
     SETTLEGUARD,
@@ -69,10 +70,13 @@ from stream.table_stores import outlet_key as state_key  # noqa: E402
 from stream.table_stores import partition_key  # noqa: E402
 
 
-def isolated_env(bootstrap: str) -> dict[str, str]:
+def isolated_env(bootstrap: str, compiled: bool = False) -> dict[str, str]:
+    """Topics, group and data directory of one benchmark run; with ``compiled``, the
+    worker runs the compiled build of models/ (what the image runs)."""
     suffix = uuid.uuid4().hex[:8]
     return {
         **os.environ,
+        **({"PYTHONPATH": compiled_pythonpath()} if compiled else {}),
         "SETTLEGUARD_KAFKA_BOOTSTRAP": bootstrap,
         "SETTLEGUARD_APP_ID": f"bench-{suffix}",
         "SETTLEGUARD_ORDERS_TOPIC": f"bench-{suffix}.orders",
@@ -147,7 +151,7 @@ worker's consumer settings, event loop, sensors and topic schema (stream/faust_t
 
 
 def throughput(args: argparse.Namespace) -> None:
-    env = isolated_env(args.bootstrap)
+    env = isolated_env(args.bootstrap, args.compiled)
     create_topics(env)
     lines = simulate(SimulationConfig(outlets=args.outlets, days=args.days, seed=7)).events
     asyncio.run(publish(args.bootstrap, env["SETTLEGUARD_ORDERS_TOPIC"], lines))
@@ -245,7 +249,7 @@ def histogram(env: dict[str, str], name: str) -> dict[str, float]:
 
 
 def latency(args: argparse.Namespace) -> None:
-    env = isolated_env(args.bootstrap)
+    env = isolated_env(args.bootstrap, args.compiled)
     create_topics(env)
     lines = simulate(SimulationConfig(outlets=200, days=60, seed=7)).events
     lines = lines[: int(args.rate * args.seconds)]
@@ -271,7 +275,7 @@ def latency(args: argparse.Namespace) -> None:
 
 
 def recovery(args: argparse.Namespace) -> None:
-    env = isolated_env(args.bootstrap)
+    env = isolated_env(args.bootstrap, args.compiled)
     create_topics(env)
     partitions = int(env.get("SETTLEGUARD_TOPIC_PARTITIONS", "4"))
     stores = MemoryStores()
@@ -358,6 +362,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--bootstrap", default=os.environ.get("SETTLEGUARD_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    )
+    parser.add_argument(
+        "--compiled", action="store_true", help="workers run the compiled build of models/"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("throughput", help="detecting worker vs a trivial Faust agent")

@@ -5,6 +5,7 @@ severities, alert ids, state serialisation, and replay's determinism and partiti
 from __future__ import annotations
 
 import io
+import pickle
 from collections.abc import Iterable
 
 import orjson
@@ -15,6 +16,7 @@ from events_factory import EventFactory, simulated_lines
 from alerts.build import alert_id, build_alert
 from config.rules import SEVERITIES, Rules, parse_rules
 from models.decode import Rejection, decode
+from models.detectors.forest import train_forest
 from models.engine import Engine
 from models.events import Event
 from models.findings import Finding
@@ -627,3 +629,13 @@ def test_grace_checks_wait_for_the_slower_input() -> None:
         [f.order("O1", "completed", 95.0), other.order("late", "created", 96.0 + 3 * grace)],
     )
     assert [x.settlement_id for x in of_kind(caught_up, "unmatched_settlement")] == []
+
+
+def test_a_trained_forest_survives_pickling() -> None:
+    """The worker trains forests in another process, which sends them back pickled: the
+    model comes back scoring alike (on the compiled build too, tests/test_compiled_build)."""
+    rows = [[float((i * 7 + j) % 13) for j in range(7)] for i in range(300)]
+    model = train_forest(rows, Rules().forest, generation=0)
+    back = pickle.loads(pickle.dumps(model))
+    assert back.version == model.version
+    assert [back.statistic(row) for row in rows[:20]] == [model.statistic(r) for r in rows[:20]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
@@ -103,6 +104,11 @@ class ForestModel:
     def statistic(self, vector: list[float]) -> float:
         """How far above normal the claim's anomaly score is, in training-spread units."""
         return (self.scorer.anomaly_score_one(vector) - self.center) / self.spread
+
+    def __reduce__(self) -> tuple[Callable[[bytes], ForestModel], tuple[bytes]]:
+        """Pickled as its bytes: the worker's training process sends models back, and a
+        compiled build's classes cannot be pickled field by field."""
+        return ForestModel.from_bytes, (self.to_bytes(),)
 
     def to_bytes(self) -> bytes:
         header = np.array([MODEL_FORMAT, self.center, self.spread], dtype=np.float64)
