@@ -1,7 +1,7 @@
 """Faust's consumer, per-event sensors and worker start-up, tuned for throughput.
 
 Measured on the 2-core machine class (profiles with py-spy; see README, "Speed of the
-stream worker"), three things held a Faust agent back more than any Python work in it:
+stream worker"), these held a Faust agent back more than any Python work in it:
 
 * Fetch stalls. aiokafka keeps one fetch in flight per broker, and Faust hard-codes
   ``fetch_max_wait_ms=1500``. A fetch for partitions that are caught up (empty inputs,
@@ -11,12 +11,11 @@ stream worker"), three things held a Faust agent back more than any Python work 
   ``FETCH_MAX_WAIT_MS`` (latency is unaffected: the broker answers as soon as there is
   a record).
 * One ``Service.wait_first`` per message. Faust's fetcher hands every message to the
-  conductor inside ``wait_first(callback(message), suspend_flow.wait())``, which makes
-  four tasks and an ``asyncio.wait`` per message, about half of a trivial agent's CPU
-  per event. ``Consumer.wait_first`` below first runs the delivery without a task: in
-  the usual case it finishes without waiting (a buffer has room) and nothing else is
-  needed; if it has to wait (full buffer, flow stopped for a rebalance) the rest of it
-  goes through Faust's ``wait_first`` as before, so a rebalance still interrupts it.
+  conductor inside ``wait_first(callback(message), suspend_flow.wait())``: four tasks and
+  an ``asyncio.wait`` per message, about half of a trivial agent's CPU per event. A
+  consumer that ran the delivery directly (Faust's ``wait_first`` only when it had to
+  wait) doubled a trivial agent's speed but lost alerts after a kill -9 and restart
+  (tests/test_review_e2e.py): it was removed, and Faust's path is kept as it is.
 * Per-event sensor work: Faust's ``Monitor`` (and ``PrometheusMonitor``, with a label
   lookup and a regex per event) update several counters, timestamps and a latency
   deque on every message and event. ``QuietMonitor`` and ``QuietPrometheusMonitor``
@@ -37,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, cast
@@ -50,7 +49,6 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, StreamT
 from faust.web import Request, Response, View
-from mode.services import WaitResults
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 FETCH_MAX_WAIT_MS = 100
@@ -97,71 +95,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-class _Rest:
-    """Awaits the rest of a coroutine that already ran up to its first wait, on
-    ``pending`` (what it yielded): the delegation ``yield from`` would do."""
-
-    __slots__ = ("coro", "pending")
-
-    def __init__(self, coro: Any, pending: Any) -> None:
-        self.coro = coro
-        self.pending = pending
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self.coro, self.pending
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _finish(coro: Any, pending: Any) -> Any:
-    return await _Rest(coro, pending)
-
-
 class Consumer(driver.Consumer):
-    """Faust's aiokafka consumer, delivering messages without a task each (see the
-    module docstring) and fetching with ``FETCH_MAX_WAIT_MS``."""
+    """Faust's aiokafka consumer, fetching with ``FETCH_MAX_WAIT_MS``."""
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
-        """Faust's fetcher calls this once per message, as
-        ``wait_first(callback(message), suspend_flow.wait())`` (nothing else in the
-        consumer does). Run the delivery up to its first wait: done without waiting,
-        it is the winner; else it finishes under Faust's ``wait_first``."""
-        first, *others = coros
-        if timeout is not None or not asyncio.iscoroutine(first):
-            return await super().wait_first(*coros, timeout=timeout)
-        try:
-            pending = first.send(None)
-        except StopIteration as stop:
-            _close(others)
-            return WaitResults([first], [stop.value], False)
-        except BaseException:
-            _close(others)
-            raise
-        return await super().wait_first(_finish(first, pending), *others)
-
-
-def _close(coros: Iterable[Any]) -> None:
-    """Close coroutines that were never started (no "never awaited" warning)."""
-    for coro in coros:
-        if asyncio.iscoroutine(coro):
-            coro.close()
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):

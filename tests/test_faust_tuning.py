@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,6 @@ from faust.sensors.prometheus import FaustMetrics
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from stream import faust_tuning
 from stream.faust_tuning import (
     FETCH_MAX_WAIT_MS,
     Consumer,
@@ -54,103 +52,6 @@ async def test_the_tuned_app_consumes_with_the_tuned_consumer(app: faust.App) ->
         assert kafka._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 1500
     finally:
         await kafka.stop()
-
-
-async def test_a_delivery_that_does_not_wait_runs_without_a_task(app: faust.App) -> None:
-    """A delivery that finishes without waiting is the winner at once, on no new task,
-    and the flow-suspension waiter it raced is closed, never awaited."""
-    ran_in: list[asyncio.Task[Any] | None] = []
-
-    async def deliver() -> str:
-        ran_in.append(asyncio.current_task())
-        return "delivered"
-
-    consumer = app.consumer
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # "coroutine ... was never awaited" would fail
-        results = await consumer.wait_first(deliver(), consumer.suspend_flow.wait())
-    assert results.results == ["delivered"] and not results.stopped
-    assert ran_in == [asyncio.current_task()]
-
-
-async def test_a_delivery_that_waits_finishes_under_fausts_wait_first(app: faust.App) -> None:
-    """A delivery that has to wait (a full buffer) goes on in the background until what
-    it waits for happens, and its result is returned."""
-    room = asyncio.get_running_loop().create_future()
-
-    async def deliver() -> str:
-        await asyncio.sleep(0)  # a bare yield first
-        return await room
-
-    consumer = app.consumer
-    waiting = asyncio.ensure_future(consumer.wait_first(deliver(), consumer.suspend_flow.wait()))
-    await asyncio.sleep(0.01)
-    assert not waiting.done()
-    room.set_result("delivered")
-    results = await waiting
-    assert results.results == ["delivered"] and not results.stopped
-
-
-async def test_a_suspended_flow_interrupts_a_waiting_delivery(app: faust.App) -> None:
-    """Flow suspended (a rebalance) while a delivery waits: wait_first returns and the
-    delivery is cancelled, as with Faust's own wait_first."""
-    cancelled = asyncio.Event()
-
-    async def deliver() -> None:
-        try:
-            await asyncio.get_running_loop().create_future()  # never done
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    consumer = app.consumer
-    waiting = asyncio.ensure_future(consumer.wait_first(deliver(), consumer.suspend_flow.wait()))
-    await asyncio.sleep(0.01)
-    consumer.suspend_flow.set()
-    results = await asyncio.wait_for(waiting, 5)
-    assert results.results == [True]  # the suspension's wait() won
-    await asyncio.wait_for(cancelled.wait(), 5)
-
-
-async def test_a_delivery_error_propagates_from_either_path(app: faust.App) -> None:
-    """An error in the delivery reaches the fetcher, whether it came before or after the
-    delivery's first wait."""
-
-    async def fails_at_once() -> None:
-        raise ValueError("bad at once")
-
-    async def fails_later() -> None:
-        await asyncio.sleep(0)
-        raise ValueError("bad later")
-
-    consumer = app.consumer
-    with pytest.raises(ValueError, match="bad at once"):
-        await consumer.wait_first(fails_at_once(), consumer.suspend_flow.wait())
-    with pytest.raises(ValueError, match="bad later"):
-        await consumer.wait_first(fails_later(), consumer.suspend_flow.wait())
-
-
-async def test_an_error_thrown_into_a_waiting_delivery_reaches_it() -> None:
-    """_Rest forwards what the task throws in (a cancellation) to the delivery, which
-    may handle it and go on, as in a task running the delivery itself."""
-    log: list[str] = []
-    step = asyncio.get_running_loop().create_future()
-
-    async def deliver() -> str:
-        try:
-            await step
-        except asyncio.CancelledError:
-            log.append("cancelled")
-        await asyncio.sleep(0)
-        return "handled"
-
-    coro = deliver()
-    pending = coro.send(None)
-    task = asyncio.ensure_future(faust_tuning._finish(coro, pending))
-    await asyncio.sleep(0)
-    task.cancel()
-    assert await task == "handled"
-    assert log == ["cancelled"]
 
 
 def tp(partition: int) -> TP:
