@@ -52,8 +52,8 @@ def run_compiled(argv: list[str]) -> int:
 
 
 def build_name() -> str:
-    compiled = not models.engine.__file__ or not models.engine.__file__.endswith(".py")
-    return "compiled (mypyc)" if compiled else "plain Python"
+    plain = str(models.engine.__file__).endswith(".py")
+    return "plain Python" if plain else "compiled (mypyc)"
 
 
 def main() -> int:

@@ -10,7 +10,7 @@
  * Each split compares row[feature] > threshold in float64 (a NaN goes where nan_right
  * says), exactly as scikit-learn's Tree.apply; the leaf values are added in tree order in
  * one double, as sklearn's ``depths += ...`` does. The result is therefore bit-identical
- * to the numpy walk and to IsolationForest.score_samples (tests/test_iforest.py).
+ * to IsolationForest.score_samples (tests/test_iforest.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

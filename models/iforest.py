@@ -247,8 +247,8 @@ class ForestScorer:
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(self._shape_message(rows.shape, "a 2-D array of rows"))
         nodes, roots = self._nodes, self._roots
-        depths = np.array([_treewalk.walk(nodes, roots, row) for row in rows.astype(np.float64)])
-        return self._scores_from_depths(depths.reshape(rows.shape[0]))
+        walks = (_treewalk.walk(nodes, roots, row) for row in rows.astype(np.float64))
+        return self._scores_from_depths(np.fromiter(walks, np.float64, len(rows)))
 
     def _scores_from_depths(self, depths: FloatArray) -> FloatArray:
         """sklearn's last step, same expression and operands (incl. the zero-denominator case)."""
