@@ -9,12 +9,32 @@ the number of outlets a worker owns (their series are removed when a partition l
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics_core import Metric
 
 from models.decode import REASONS
 from models.verdicts import VERDICTS
 
 EVENT_KINDS = ("order", "settlement")
+DETECTION_METRICS = (
+    "events_in",
+    "dead_letters",
+    "redeliveries",
+    "rekeyed",
+    "alerts",
+    "arrival_to_alert",
+    "event_time_to_alert",
+    "rules_in_force",
+    "model_version",
+    "verdicts",
+    "outlet_rating",
+    "outlet_claim",
+    "outlet_alerts",
+)
+"""The metrics kept by detection (``stream/pipeline.py`` and what it calls). The stream
+worker detects in a process of its own, which sends them to the worker's registry."""
 
 
 class Metrics:
@@ -176,6 +196,20 @@ class Metrics:
         self.events_in_by_kind = {kind: self.events_in.labels(kind) for kind in EVENT_KINDS}
         self.dead_letters_by_reason = {r: self.dead_letters.labels(r) for r in REASONS}
 
+    def detection_families(self) -> list[Metric]:
+        """The detection metrics as they stand (plain objects: they pickle)."""
+        return [family for name in DETECTION_METRICS for family in getattr(self, name).collect()]
+
+    def forward_detection(self) -> Callable[[list[Metric]], None]:
+        """Serve the detection metrics from another process: they leave this registry,
+        and the function returned replaces them with that process's latest
+        ``detection_families``."""
+        for name in DETECTION_METRICS:
+            self.registry.unregister(getattr(self, name))
+        forwarded = ForwardedFamilies()
+        self.registry.register(forwarded)
+        return forwarded.update
+
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Current counter values as plain dicts, for summaries and tests."""
         return {
@@ -189,3 +223,19 @@ class Metrics:
 
     def _value(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
+
+
+class ForwardedFamilies:
+    """A collector serving metric families gathered elsewhere, as last received."""
+
+    def __init__(self) -> None:
+        self.families: list[Metric] = []
+
+    def update(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # names vary with what is forwarded; nothing to check at registration
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families

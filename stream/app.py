@@ -1,14 +1,18 @@
 """The Faust application: one detecting agent over the input topics, state in a
 changelogged table, alerts and dead letters out, rules followed live, web pages.
 
-The agent reads small batches (``noack_take``, for latency) and hands them to
-``Pipeline`` — the same engine replay runs — and sends the alerts, dead letters and
-re-keyed events at once. Every ``checkpoint_seconds`` a timer writes the state changed
-since the last checkpoint (``TableStores``: changed keys, then each partition's closing
-record), waits until the broker has all of it and every output, and only then acks the
-events behind it, so their offsets may commit. A crash therefore re-reads at most the
-events since the last checkpoint, against that checkpoint's state: alerts may repeat
-(same ids), none is lost, and the state is never ahead of or behind the offsets.
+The agent reads small batches (``noack_take``, for latency) and hands them to the
+detection process (``stream/detection_process.py``: ``Pipeline``, the same engine replay
+runs, in a process of its own so that consuming and detecting use two cores); while it
+detects, the agent reads the next batch. Each batch's alerts, dead letters and re-keyed
+events are sent as its answer comes back, in the order asked. Every
+``checkpoint_seconds`` a timer asks for the state changed by every batch asked for
+before it (``TableStores``: changed keys, then each partition's closing record), writes
+it, waits until the broker has all of it and every output of those batches, and only
+then acks the events behind them, so their offsets may commit. A crash therefore
+re-reads at most the events since the last checkpoint, against that checkpoint's state:
+alerts may repeat (same ids), none is lost, and the state is never ahead of or behind
+the offsets.
 
 ``create_app`` builds everything from a ``Settings``; nothing connects until the worker
 starts, so importing this module is free of side effects.
@@ -19,10 +23,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import multiprocessing
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -35,14 +38,14 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.alert_sinks import AlertSink, SinkRunner
+from stream.detection_process import Changelog, DetectionProcess
 from stream.faust_tuning import RawSchema, consumer_settings, setup_prometheus, tune
 from stream.flow_watchdog import drop_duplicate_acks, resume_left_out
 from stream.health import Progress
 from stream.lag import ConsumerLag
-from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
+from stream.pipeline import Outputs
 from stream.replay import partition_for
 from stream.rules_topic import follow_rules
-from stream.table_stores import TableStores
 from stream.topics import input_topics
 from stream.verdict_relay import relay_verdicts
 
@@ -53,6 +56,18 @@ WATCHDOG_SECONDS = 15.0
 idles, is put back by the flow watchdog (stream/flow_watchdog.py)."""
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 """Largest state record (a partition's forest, with its undo image, is ~1 MB)."""
+BATCHES_IN_FLIGHT = int(__import__("os").environ.get("SG_INFLIGHT", "4"))
+"""Batches asked of the detection process and not answered yet, at most."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A checkpoint asked for: whether state changed since the last one, the deliveries
+    of the outputs of the batches asked for before it, and their events."""
+
+    changed: bool
+    deliveries: list[Awaitable[Any]]
+    events: list[tuple[Any, Any]]
 
 
 def create_app(
@@ -98,21 +113,22 @@ def create_app(
     partition_of = functools.lru_cache(maxsize=1 << 20)(
         lambda outlet_id: partition_for(outlet_id, settings.topic_partitions)
     )
-    stores = TableStores(state.data, partition_of)
-    training = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     metrics = Metrics(registry)
-    pipeline = Pipeline(
-        rules,
-        stores,
-        metrics,
-        settings.rekey_topic,
-        settings.verdicts_topic,
-        settings.idle_seconds,
-        initial_forest,
-        training=training,
-    )
+    forward_detection_metrics = metrics.forward_detection()
     progress = Progress(settings.stall_seconds)
-    lock = asyncio.Lock()  # one batch, tick, rules switch or hand-off at a time
+    crashing: list[asyncio.Task[None]] = []
+
+    def detection_failed(exc: BaseException) -> None:
+        """Nothing can be detected any more: fail /healthz and stop the worker."""
+        progress.crashed(repr(exc))
+        crashing.append(asyncio.ensure_future(app.crash(exc)))
+
+    changelog = Changelog(state.changelog_topic.get_topic_name(), MAX_RECORD_BYTES)
+    detection = DetectionProcess(
+        settings, rules, state.data, changelog, initial_forest, detection_failed
+    )
+    ask = detection.ask
+    lock = asyncio.Lock()  # one batch, tick, rules switch or hand-off asked at a time
 
     def raw_topic(*names: str) -> faust.TopicT:
         return app.topic(*names, schema=RawSchema())
@@ -124,12 +140,13 @@ def create_app(
     ratings_topic = raw_topic(settings.ratings_topic)
 
     sent: list[Awaitable[Any]] = []  # deliveries of outputs since the last checkpoint
-    unacked: list[tuple[Any, Any]] = []  # (stream, event) processed since then
+    unacked: list[tuple[Any, Any]] = []  # (stream, event) detected on since then
     checkpointing = asyncio.Lock()  # one checkpoint in flight at a time
+    in_flight = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
     async def send(out: Outputs) -> None:
-        """Hand a batch's outputs to the producer now (delivery is awaited at the next
-        checkpoint, before the events behind them are acked)."""
+        """Hand outputs to the producer now (delivery is awaited at the next checkpoint,
+        before the events behind them are acked)."""
         for key, value in out.alerts:
             sent.append(await alerts_topic.send(key=key, value=value))
         for original_key, record in out.dead_letters:
@@ -139,48 +156,66 @@ def create_app(
         for partition, key, value in out.ratings:
             sent.append(await ratings_topic.send(key=key, value=value, partition=partition))
 
-    async def write_state(writes: Sequence[tuple[int, bytes, bytes | None]]) -> list[Any]:
-        """Hand table writes to the producer (bytes as they are: no Faust message wrapping,
-        which costs more than the write)."""
-        topic = state.changelog_topic.get_topic_name()
-        send_raw = app.producer.send
-        return [await send_raw(topic, key, value, p, None, None) for p, key, value in writes]
+    async def take_checkpoint() -> asyncio.Future[Checkpoint]:
+        """Ask for a checkpoint of the state changed by every batch asked for so far (the
+        detection process starts writing it); the future gets it with the deliveries
+        and events of those batches."""
+        taken: asyncio.Future[Checkpoint] = asyncio.get_running_loop().create_future()
+
+        async def then(result: tuple[list[tuple[int, bytes, bytes]], list[Any], bool]) -> None:
+            ratings, families, changed = result
+            forward_detection_metrics(families)
+            await send(Outputs(ratings=ratings))  # changed ones, once a checkpoint
+            taken.set_result(Checkpoint(changed, list(sent), list(unacked)))
+            sent.clear()
+            unacked.clear()
+
+        await ask("take_checkpoint", then=then)
+        return taken
+
+    async def write_checkpoint(taken: asyncio.Future[Checkpoint]) -> bool:
+        """Once the broker has every output sent before the checkpoint, let the detection
+        process close it (its state on the broker, then each partition's closing
+        record), and ack the events behind it: their offsets may commit. False if there
+        was nothing to write."""
+        checkpoint = await detection.until(taken)
+        await asyncio.gather(*checkpoint.deliveries)
+        await detection.result("close_checkpoint")
+        for stream, event in checkpoint.events:
+            await stream.ack(event)
+        metrics.duplicate_acks.inc(drop_duplicate_acks(app.consumer))
+        return checkpoint.changed or bool(checkpoint.events)
 
     async def checkpoint() -> None:
-        """Write the state changed since the last checkpoint; once the broker has it and
-        every output sent meanwhile, close each partition's batch and ack the events
-        behind it (their offsets may commit). Detection goes on while this waits: only
-        taking the batch holds the lock."""
+        """Write a checkpoint. Detection goes on while it is written: only asking for it
+        holds the lock."""
         async with checkpointing:
             async with lock:
-                await send(Outputs(ratings=pipeline.ratings()))  # changed ones, once a checkpoint
-                pipeline.note_model_versions()
-                batch = stores.take_batch()
-                deliveries = list(sent)
-                events = list(unacked)
-                sent.clear()
-                unacked.clear()
-            await asyncio.gather(*deliveries, *await write_state(batch.state))
-            await asyncio.gather(*await write_state(batch.closing))
-            stores.finished(batch)
-            for stream, event in events:
-                await stream.ack(event)
-            metrics.duplicate_acks.inc(drop_duplicate_acks(app.consumer))
+                taken = await take_checkpoint()
+            await write_checkpoint(taken)
 
     @app.agent(raw_topic(*input_names), name="detect")
     async def detect(stream: Any) -> None:
         try:
             async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
                 last_events[0] = time.monotonic()
-                assigned = app.consumer.assignment()  # revoked partitions: their new owner reads
-                messages = [
-                    Message(m.topic, m.partition, m.offset, m.key, e.value, m.timestamp)
-                    for e in events
-                    if (m := e.message).tp in assigned
-                ]
+                await in_flight.acquire()
                 async with lock:
-                    await send(pipeline.process(messages))
-                    unacked.extend((stream, event) for event in events)
+                    # revoked partitions: their new owner reads them
+                    assigned = app.consumer.assignment()
+                    rows = [
+                        (m.topic, m.partition, m.offset, m.key, e.value, m.timestamp)
+                        for e in events
+                        if (m := e.message).tp in assigned
+                    ]
+                    pairs = [(stream, event) for event in events]
+
+                    async def then(out: Outputs, pairs: list[tuple[Any, Any]] = pairs) -> None:
+                        await send(out)
+                        unacked.extend(pairs)
+                        in_flight.release()
+
+                    await ask("process", rows, then=then)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -189,13 +224,12 @@ def create_app(
 
     @app.timer(settings.checkpoint_seconds)
     async def periodic_checkpoint() -> None:
-        if unacked or stores.dirty_partitions():
-            await checkpoint()
+        await checkpoint()
 
     @app.timer(settings.tick_seconds)
     async def advance_quiet_inputs() -> None:
         async with lock:
-            await send(pipeline.tick())
+            await ask("tick", then=send)
 
     lag = ConsumerLag(metrics.consumer_lag, input_names)
 
@@ -211,10 +245,6 @@ def create_app(
             metrics.partitions_resumed.inc(len(resumed))
 
     @app.task
-    async def warm_up() -> None:
-        await asyncio.wrap_future(training.submit(warm_up_training))
-
-    @app.task
     async def verdict_relay() -> None:
         await relay_verdicts(settings, partition_of)
 
@@ -222,21 +252,21 @@ def create_app(
     async def rules_follower() -> None:
         async def apply(new: Rules) -> None:
             async with lock:
-                pipeline.use_rules(new)
+                await ask("use_rules", new)
 
         await follow_rules(settings, apply)
 
-    for sink in make_sinks(settings, lambda: pipeline.rules, metrics):
+    for sink in make_sinks(settings, lambda: detection.rules, metrics):
         app.task(_sink_task(settings, sink, metrics))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's stub rejects async
     async def hand_off(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        while True:  # events buffered before the flow stopped may still be processed
-            await checkpoint()
-            async with lock:
-                if not unacked and not stores.dirty_partitions():
-                    pipeline.forget()
-                    return
+        """Write every change to the changelog, then drop all held state (the new owners
+        of moved partitions read it from there). No batch is asked for meanwhile."""
+        async with checkpointing, lock:
+            while await write_checkpoint(await take_checkpoint()):
+                pass
+            await ask("forget")
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's stub rejects async
     async def last_checkpoint(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -248,7 +278,7 @@ def create_app(
         if app.crashed:
             progress.crashed(repr(app.crash_reason))
         healthy, details = progress.status()
-        details["rule_version"] = pipeline.rules.rule_version
+        details["rule_version"] = detection.rules.rule_version
         return view.json(details, status=200 if healthy else 503)
 
     return app

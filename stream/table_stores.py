@@ -16,7 +16,7 @@ changelog partition and dropped when the partition moves to another worker.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +58,11 @@ def partition_of_key(key: bytes) -> int:
     return int(key[1 : key.index(b":")])
 
 
+def items_with_prefix(data: Mapping[bytes, bytes], prefix: bytes) -> list[tuple[bytes, bytes]]:
+    """The items of ``data`` whose keys start with ``prefix``."""
+    return [(key, value) for key, value in data.items() if key.startswith(prefix)]
+
+
 @dataclass
 class Batch:
     """One batch's table writes: ``state`` first (a value of ``None`` deletes the key),
@@ -68,12 +73,24 @@ class Batch:
     sequences: dict[int, int] = field(default_factory=dict)
 
 
+Scan = Callable[[bytes], Iterable[tuple[bytes, bytes]]]
+"""The items of a table whose keys start with a prefix."""
+
+
 class TableStores:
     """Engine state kept in ``data`` (a Faust table's store: key bytes -> value bytes)."""
 
-    def __init__(self, data: MutableMapping[bytes, bytes], partition_of: Callable[[str], int]):
+    def __init__(
+        self,
+        data: MutableMapping[bytes, bytes],
+        partition_of: Callable[[str], int],
+        scan: Scan | None = None,
+    ):
+        """``scan`` finds a partition's order records; by default it reads every item of
+        ``data`` (a table kept in another process answers it itself)."""
         self.data = data
         self.partition_of = partition_of
+        self.scan: Scan = scan or (lambda prefix: items_with_prefix(data, prefix))
         self._live: dict[bytes, Any] = {}
         self._dirty: dict[bytes, tuple[int, Serialisable, float]] = {}
         self._deleted: dict[bytes, int] = {}
@@ -214,9 +231,7 @@ class TableStores:
         if index is None:
             prefix = f"r{partition}:".encode()
             index = self._order_times[partition] = {
-                key: timestamp_of(value)
-                for key, value in self.data.items()
-                if key.startswith(prefix)
+                key: timestamp_of(value) for key, value in self.scan(prefix)
             }
         return index
 
