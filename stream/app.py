@@ -56,7 +56,7 @@ WATCHDOG_SECONDS = 15.0
 idles, is put back by the flow watchdog (stream/flow_watchdog.py)."""
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 """Largest state record (a partition's forest, with its undo image, is ~1 MB)."""
-BATCHES_IN_FLIGHT = int(__import__("os").environ.get("SG_INFLIGHT", "4"))
+BATCHES_IN_FLIGHT = 4
 """Batches asked of the detection process and not answered yet, at most."""
 
 
