@@ -52,7 +52,7 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
-from stream.replay import partition_for
+from stream.replay import collect_rarely, partition_for
 from stream.state_writer import StateWriter
 from stream.table_stores import Batch, TableStores, partition_of_key
 
@@ -153,6 +153,13 @@ class DetectionProcess:
         if not future.done():
             raise self._failure or DetectionError("detection failed")
         return future.result()
+
+    async def close(self) -> None:
+        """Close the connection and wait for the process to exit (it writes nothing
+        more: a checkpoint not closed stays unfinished, as after a crash)."""
+        if self._writer is not None and self.process is not None:
+            self._writer.close()
+            await asyncio.to_thread(self.process.wait)
 
     async def _ready(self) -> None:
         if self._writer is not None:
@@ -395,6 +402,7 @@ def serve(link: Link) -> None:
     """Answer the worker's calls until it closes the connection."""
     settings, rules, changelog, forest = link.receive()
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
+    collect_rarely()  # it holds the detection state: see stream/replay.py
     detection = Detection(settings, rules, changelog, forest, link)
     try:
         while True:

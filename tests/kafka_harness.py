@@ -117,12 +117,13 @@ def wait_consumed(
     return reached
 
 
-async def read_to_end(bootstrap: str, topic: str) -> list[bytes]:
-    """Every message value on ``topic`` from the beginning to its current end."""
+async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) on ``topic`` from the beginning to its current end, in order per
+    partition."""
     ends = await end_offsets(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
-    values: list[bytes] = []
+    records: list[tuple[bytes | None, bytes | None]] = []
     try:
         consumer.assign(list(ends))
         await consumer.seek_to_beginning(*ends)
@@ -130,12 +131,17 @@ async def read_to_end(bootstrap: str, topic: str) -> list[bytes]:
         while remaining:
             batch = await consumer.getmany(timeout_ms=1000)
             for tp, messages in batch.items():
-                values += [m.value for m in messages if m.value is not None]
+                records += [(m.key, m.value) for m in messages]
                 if messages and messages[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await stop_consumer(consumer)
-    return values
+    return records
+
+
+async def read_to_end(bootstrap: str, topic: str) -> list[bytes]:
+    """Every message value on ``topic`` from the beginning to its current end."""
+    return [value for _, value in await read_records(bootstrap, topic) if value is not None]
 
 
 def read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
