@@ -122,6 +122,7 @@ class DetectionProcess:
         self._failure: BaseException | None = None  # a call or its handling failed
         self._broken = asyncio.Event()  # set on that failure
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False  # by close(): the end of the connection is no failure
 
     async def ask(self, name: str, *args: Any, then: Then = ignore) -> None:
         """Call ``name(*args)`` in the detection process (started on first use);
@@ -158,6 +159,7 @@ class DetectionProcess:
         """Close the connection and wait for the process to exit (it writes nothing
         more: a checkpoint not closed stays unfinished, as after a crash)."""
         if self._writer is not None and self.process is not None:
+            self._closed = True
             self._writer.close()
             await asyncio.to_thread(self.process.wait)
 
@@ -212,11 +214,14 @@ class DetectionProcess:
                 else:
                     self._pending.popleft().set_exception(DetectionError(value))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if self._closed:
+                return
             code = self.process.poll() if self.process is not None else None
             self._gone = DetectionError(f"the detection process is gone (exit code {code})")
             log.error("%s: %r", self._gone, exc)
             while self._pending:
                 self._pending.popleft().set_exception(self._gone)
+            self._fail(self._gone)
 
     async def _handle_answers(self) -> None:
         while True:
@@ -225,10 +230,15 @@ class DetectionProcess:
                 await then(await answer)
             except Exception as exc:
                 log.exception("detection answer failed")
-                self._failure = exc
-                self._broken.set()
-                self.on_failure(exc)
+                self._fail(exc)
                 return
+
+    def _fail(self, exc: BaseException) -> None:
+        """Detection is over: fail what waits, tell the worker (once)."""
+        if self._failure is None:
+            self._failure = exc
+            self._broken.set()
+            self.on_failure(exc)
 
     def _answer(self, value: Any) -> None:
         assert self._writer is not None
