@@ -21,6 +21,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 import orjson
+from prometheus_client import Gauge
 
 from alerts.build import build_alert, recent_claims
 from alerts.metrics import Metrics
@@ -106,6 +107,7 @@ class Pipeline:
         self.last_settlement: dict[int, float] = {}
         # partition -> its latest event time, as of the last event processed
         self.latest: dict[int, float] = {}
+        self._claim_gauges: dict[str, tuple[Gauge, Gauge]] = {}  # outlet -> claimed, expected
 
     def _train(self, rows: list[list[float]], generation: int) -> Future[ForestModel]:
         """Retrain a forest in ``training``; the engine installs it a few hundred claims
@@ -210,9 +212,16 @@ class Pipeline:
             elif quantity.family == "part":
                 unit = math.expm1(quantity.mean) if quantity.weight else quantity.shown
                 expected += unit * claim.charged_parts.get(quantity.key.removeprefix("part|"), 1)
-        gauge = self.metrics.outlet_claim
-        gauge.labels(ctx.outlet.outlet_id, "claimed").set(claim.amount)
-        gauge.labels(ctx.outlet.outlet_id, "expected").set(round(expected, 2))
+        outlet_id = ctx.outlet.outlet_id
+        gauges = self._claim_gauges.get(outlet_id)
+        if gauges is None:  # labels() costs more than the set: bound once per outlet
+            labels = self.metrics.outlet_claim.labels
+            gauges = self._claim_gauges[outlet_id] = (
+                labels(outlet_id, "claimed"),
+                labels(outlet_id, "expected"),
+            )
+        gauges[0].set(claim.amount)
+        gauges[1].set(round(expected, 2))
 
     def tick(self) -> Outputs:
         """Advance the event time of quiet inputs (see the module docstring)."""
@@ -248,6 +257,7 @@ class Pipeline:
             metrics.model_version,
         ):
             per_partition.clear()  # the new owners publish these
+        self._claim_gauges.clear()
         self.last_order.clear()
         self.last_settlement.clear()
         self.latest.clear()
