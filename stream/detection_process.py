@@ -29,10 +29,13 @@ close: the worker fails its pending calls (``DetectionError``), this process exi
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import logging
 import multiprocessing
+import os
 import pickle
+import signal
 import socket
 import struct
 import subprocess
@@ -59,6 +62,7 @@ from stream.table_stores import Batch, TableStores, partition_of_key
 log = logging.getLogger(__name__)
 
 LENGTH = struct.Struct(">I")
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 Then = Callable[[Any], Awaitable[None]]
@@ -434,8 +438,18 @@ def serve(link: Link) -> None:
         detection.close()
 
 
+def die_with_parent() -> None:
+    """Be killed the moment the worker dies (Linux): a write this process finished after a
+    crashed worker was replaced could land after the new worker's."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the worker died before the line above
+            os._exit(1)
+
+
 def main() -> None:
     """Entry point: ``python -P -m stream.detection_process FD`` (started by the worker)."""
+    die_with_parent()
     serve(Link(socket.socket(fileno=int(sys.argv[1]))))
 
 

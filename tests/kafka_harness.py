@@ -148,6 +148,27 @@ def read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return [orjson.loads(v) for v in asyncio.run(read_to_end(bootstrap, topic))]
 
 
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (state first, then parent pid);
+    empty when there is no such process."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    """``pid`` runs (a zombie, dead and not yet reaped, does not)."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def children(pid: int) -> list[int]:
+    """The live processes ``pid`` started: a worker's detection process."""
+    found = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
+    return [child for child in found if alive(child) and _stat(child)[1] == str(pid)]
+
+
 def start_worker(env: dict[str, str], log: IO[bytes], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*SETTLEGUARD, "worker", *args], env=env, stdout=log, stderr=log)
 

@@ -19,6 +19,8 @@ import pytest
 from conftest import free_port, run_settleguard
 from events_factory import EventFactory
 from kafka_harness import (
+    alive,
+    children,
     get_json,
     publish,
     read_alerts,
@@ -108,8 +110,14 @@ def test_kill_9_mid_stream_loses_no_alert(worker_env: dict[str, str], tmp_path: 
     with (tmp_path / "worker.log").open("wb") as log:
         worker = start_worker(worker_env, log)
         consumed(worker_env, [worker], fraction=0.4)
+        helpers = children(worker.pid)  # its detection process among them
+        assert helpers
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in helpers):
+            assert time.monotonic() < deadline, f"{helpers} outlived the killed worker"
+            time.sleep(0.1)
         worker = start_worker(worker_env, log)
         try:
             assert consumed(worker_env, [worker]) == 1.0
