@@ -254,7 +254,7 @@ def create_app(
     async def rules_follower() -> None:
         async def apply(new: Rules) -> None:
             async with lock:
-                await ask("use_rules", new)
+                await detection.use_rules(new)
 
         await follow_rules(settings, apply)
 

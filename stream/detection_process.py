@@ -57,7 +57,7 @@ from models.detectors.forest import ForestModel
 from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
 from stream.replay import collect_rarely, partition_for
 from stream.state_writer import StateWriter
-from stream.table_stores import Batch, TableStores, partition_of_key
+from stream.table_stores import Batch, TableStores, items_with_prefix, partition_of_key
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,11 @@ class DetectionProcess:
         await self._ready()
         self._answers.put_nowait((self._call(name, *args), then))
 
+    async def use_rules(self, rules: Rules) -> None:
+        """Judge every event asked about from now on by ``rules``."""
+        self.rules = rules
+        await self.ask("use_rules", rules)
+
     async def result(self, name: str, *args: Any) -> Any:
         """Call ``name(*args)`` and wait for its result (after the results of the calls
         asked before it have been handled)."""
@@ -200,8 +205,6 @@ class DetectionProcess:
         if self._gone is not None:
             future.set_exception(self._gone)
             return future
-        if name == "use_rules":
-            self.rules = args[0]
         self._pending.append(future)
         self._writer.write(encode(("call", name, args)))
         return future
@@ -216,7 +219,7 @@ class DetectionProcess:
                 elif kind == "keys":
                     self._answer([k for k in self.table if partition_of_key(k) == value])
                 elif kind == "scan":
-                    self._answer([(k, v) for k, v in self.table.items() if k.startswith(value)])
+                    self._answer(items_with_prefix(self.table, value))
                 elif kind == "result":
                     self._pending.popleft().set_result(value)
                 else:
