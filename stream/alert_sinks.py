@@ -4,19 +4,20 @@ sink and with the Kafka log as the persisted backlog.
 Each sink has its own consumer group on the alerts topic (``<app_id>.<sink name>``), so
 every sink sees every alert and the workers of one deployment share each sink's
 partitions. A sink *takes* records (memory only), *flushes* what is due (may fail: the
-server is down) and says which records are *settled*. Offsets commit only up to the
-first unsettled record of each partition, so a crash or a partition move re-reads the
-unsettled ones: sinks must therefore be idempotent by ``alert_id`` (the review queue and
-the mail outbox check it in Redis). While a sink cannot deliver, its backlog stays in
-Kafka (bounded by the alerts topic's retention), memory holds at most ``max_backlog``
-records (the partitions are paused beyond that), and ``flush`` is retried with
-exponential backoff.
+server is down) and says which records are *settled*. Offsets commit (at most once a
+second) only up to the first unsettled record of each partition, so a crash or a
+partition move re-reads the unsettled ones: sinks must therefore be idempotent by
+``alert_id`` (the review queue and the mail outbox check it in Redis). While a sink
+cannot deliver, its backlog stays in Kafka (bounded by the alerts topic's retention),
+memory holds at most ``max_backlog`` records (the partitions are paused beyond that),
+and ``flush`` is retried with exponential backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +30,9 @@ from alerts.metrics import Metrics
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
+
+FETCH_MIN_BYTES = 64 * 1024
+"""Alerts a sink's fetch waits for at the broker (up to a poll), ~100 of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +93,15 @@ class SinkRunner:
         metrics: Metrics,
         max_backlog: int = 10_000,
         poll_seconds: float = 0.2,
+        commit_seconds: float = 1.0,
     ) -> None:
         self.settings, self.sink, self.metrics = settings, sink, metrics
         self.max_backlog, self.poll_seconds = max_backlog, poll_seconds
+        self.commit_seconds = commit_seconds
+        self.last_commit = float("-inf")  # monotonic time of the last commit
         self.topic = settings.alerts_topic
         self.next_offsets: dict[int, int] = {}  # per partition: one past the last read
+        self.committed: dict[int, int] = {}  # per partition: the offset last committed
         self.consumer: AIOKafkaConsumer  # made in run(): aiokafka needs the running loop
         self.backoff = Backoff()
         metrics.sink_failures.labels(sink.name)  # the series exists from the start, at 0
@@ -106,6 +114,10 @@ class SinkRunner:
             group_id=f"{self.settings.app_id}.{self.sink.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # While alerts flow, the broker would answer a fetch per alert or two: let
+            # it gather them for up to a poll instead.
+            fetch_max_wait_ms=int(self.poll_seconds * 1000),
+            fetch_min_bytes=FETCH_MIN_BYTES,
         )
         await self.consumer.start()
         self.consumer.subscribe([self.topic], listener=_HandOff(self))
@@ -140,7 +152,8 @@ class SinkRunner:
             await asyncio.sleep(wait)
         else:
             self.backoff.reset()
-        await self.commit(self.consumer.assignment())
+        if time.monotonic() - self.last_commit >= self.commit_seconds:
+            await self.commit(self.consumer.assignment())
         self.metrics.sink_backlog.labels(self.sink.name).set(self.sink.backlog())
 
     def _records(self, tp: TopicPartition, messages: Sequence[Any]) -> list[AlertRecord]:
@@ -165,16 +178,20 @@ class SinkRunner:
             self.consumer.resume(*assigned)
 
     async def commit(self, partitions: Iterable[TopicPartition]) -> None:
-        """Commit each partition up to its first unsettled record."""
+        """Commit each partition up to its first unsettled record, if that moved."""
         offsets = {}
         for tp in partitions:
             read = self.next_offsets.get(tp.partition)
             if read is None:
                 continue
             unsettled = self.sink.first_unsettled(tp.partition)
-            offsets[tp] = OffsetAndMetadata(read if unsettled is None else unsettled, "")
+            offset = read if unsettled is None else unsettled
+            if self.committed.get(tp.partition) != offset:
+                offsets[tp] = OffsetAndMetadata(offset, "")
         if offsets:
             await self.consumer.commit(offsets)
+            self.last_commit = time.monotonic()
+            self.committed.update((tp.partition, meta.offset) for tp, meta in offsets.items())
 
 
 class _HandOff(ConsumerRebalanceListener):
@@ -192,6 +209,7 @@ class _HandOff(ConsumerRebalanceListener):
         self.runner.sink.forget(tp.partition for tp in revoked)
         for tp in revoked:
             self.runner.next_offsets.pop(tp.partition, None)
+            self.runner.committed.pop(tp.partition, None)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Nothing to do: reading starts at the committed offsets."""

@@ -19,6 +19,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+BATCH_BYTES = 1 << 20
+"""Records per request, at most (aiokafka's default, 16 KB, made a checkpoint's few
+megabytes into hundreds of produce requests a second, the broker's busiest work)."""
+
 Record = tuple[int, bytes, bytes | None]
 """(partition, key, value); a value of ``None`` deletes the key."""
 
@@ -51,7 +55,10 @@ class StateWriter:
     async def _start(bootstrap: str, max_record_bytes: int) -> AIOKafkaProducer:
         """A started producer (aiokafka builds it inside its event loop)."""
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", max_request_size=max_record_bytes
+            bootstrap_servers=bootstrap,
+            acks="all",
+            max_request_size=max_record_bytes,
+            max_batch_size=min(BATCH_BYTES, max_record_bytes),
         )
         await producer.start()
         return producer
