@@ -140,7 +140,7 @@ if os.environ.get("SETTLEGUARD_PIN_CPUS") == "true":  # as the worker's event lo
 from stream.faust_tuning import RawSchema, consumer_settings, new_event_loop, run_worker, tune
 loop = new_event_loop()
 app = faust.App(sys.argv[1], broker="kafka://" + sys.argv[2], store="memory://",
-                web_enabled=False, autodiscover=False,
+                datadir=os.environ["SETTLEGUARD_DATA_DIR"], web_enabled=False, autodiscover=False,
                 **consumer_settings(int(sys.argv[4]), float(sys.argv[5])))
 tune(app)
 topic = app.topic(sys.argv[3], schema=RawSchema())
