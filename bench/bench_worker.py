@@ -72,15 +72,13 @@ from stream.table_stores import outlet_key as state_key  # noqa: E402
 from stream.table_stores import partition_key  # noqa: E402
 
 
-def isolated_env(bootstrap: str, compiled: bool = False, pin: bool = False) -> dict[str, str]:
+def isolated_env(bootstrap: str, compiled: bool = False) -> dict[str, str]:
     """Topics, group and data directory of one benchmark run; with ``compiled``, the
-    worker runs the compiled build of models/ (what the image runs); with ``pin``, the
-    worker runs pinned (SETTLEGUARD_PIN_CPUS), and the trivial agent on the worker's core."""
+    worker runs the compiled build of models/ (what the image runs)."""
     suffix = uuid.uuid4().hex[:8]
     return {
         **os.environ,
         **({"PYTHONPATH": compiled_pythonpath()} if compiled else {}),
-        **({"SETTLEGUARD_PIN_CPUS": "true"} if pin else {}),
         "SETTLEGUARD_KAFKA_BOOTSTRAP": bootstrap,
         "SETTLEGUARD_APP_ID": f"bench-{suffix}",
         "SETTLEGUARD_ORDERS_TOPIC": f"bench-{suffix}.orders",
@@ -135,8 +133,6 @@ async def _drain_rate(process: subprocess.Popen[Any], env: dict[str, str], group
 
 TRIVIAL_AGENT = """
 import os, sys, faust
-if os.environ.get("SETTLEGUARD_PIN_CPUS") == "true":  # as the worker's event loop is
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 from stream.faust_tuning import RawSchema, consumer_settings, new_event_loop, run_worker, tune
 loop = new_event_loop()
 app = faust.App(sys.argv[1], broker="kafka://" + sys.argv[2], store="memory://",
@@ -191,7 +187,7 @@ def worker_rate(env: dict[str, str], group: str) -> float:
 
 
 def throughput(args: argparse.Namespace) -> None:
-    env = isolated_env(args.bootstrap, args.compiled, args.pin_cpus)
+    env = isolated_env(args.bootstrap, args.compiled)
     create_topics(env)
     lines = simulate(SimulationConfig(outlets=args.outlets, days=args.days, seed=7)).events
     asyncio.run(publish(args.bootstrap, env["SETTLEGUARD_ORDERS_TOPIC"], lines))
@@ -398,11 +394,6 @@ def main() -> None:
     one.add_argument("--days", type=int, default=180)
     one.add_argument(
         "--rounds", type=int, default=3, help="trivial agent then worker, this many times"
-    )
-    one.add_argument(
-        "--pin-cpus",
-        action="store_true",
-        help="SETTLEGUARD_PIN_CPUS for the worker; the trivial agent on the worker's core",
     )
     two = sub.add_parser("latency", help="produce -> alert at a steady rate")
     two.add_argument("--rate", type=float, default=1000.0)

@@ -64,11 +64,6 @@ class Settings(BaseSettings):
     idle_seconds: float = Field(60.0, gt=0, description="quiet input: advance its event time")
     tick_seconds: float = Field(5.0, gt=0, description="how often quiet inputs are checked")
     stall_seconds: float = Field(60.0, gt=0, description="/healthz fails after this long stuck")
-    pin_cpus: bool = Field(
-        False,
-        description="pin the worker to its first allowed CPU and its detection process to "
-        "the others (for a worker with cores of its own: see README, Operating and scaling)",
-    )
     lag_seconds: float = Field(5.0, gt=0, description="how often the consumer lag gauge is read")
 
     web_host: str = Field("127.0.0.1", description="address the worker's web server binds")

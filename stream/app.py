@@ -38,7 +38,6 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.alert_sinks import AlertSink, SinkRunner
-from stream.cpus import pin_worker
 from stream.detection_process import Changelog, DetectionProcess
 from stream.faust_tuning import RawSchema, consumer_settings, setup_prometheus, tune
 from stream.flow_watchdog import drop_duplicate_acks, resume_left_out
@@ -125,9 +124,8 @@ def create_app(
         crashing.append(asyncio.ensure_future(app.crash(exc)))
 
     changelog = Changelog(state.changelog_topic.get_topic_name(), MAX_RECORD_BYTES)
-    detection_cpus = pin_worker() if settings.pin_cpus else None
     detection = DetectionProcess(
-        settings, rules, state.data, changelog, initial_forest, detection_failed, detection_cpus
+        settings, rules, state.data, changelog, initial_forest, detection_failed
     )
     ask = detection.ask
     lock = asyncio.Lock()  # one batch, tick, rules switch or hand-off asked at a time

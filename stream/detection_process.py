@@ -106,19 +106,17 @@ class DetectionProcess:
         changelog: Changelog,
         initial_forest: ForestModel | None,
         on_failure: Callable[[BaseException], None],
-        cpus: set[int] | None = None,
     ) -> None:
         """``table`` is the worker's store of the state table, filled by Faust from
         ``changelog`` (where this process writes checkpoints); ``on_failure`` hears of a
         failed call or ``then`` (the results after it are not handled: the worker must
-        be restarted); ``cpus``, if given, are the CPUs the process may run on."""
+        be restarted)."""
         self.settings = settings
         self.rules = rules  # the rules sent last: what events processed from now on get
         self.table = table
         self.changelog = changelog
         self.initial_forest = initial_forest
         self.on_failure = on_failure
-        self.cpus = cpus
         self.process: subprocess.Popen[bytes] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: deque[asyncio.Future[Any]] = deque()  # calls not answered yet
@@ -187,8 +185,6 @@ class DetectionProcess:
                 pass_fds=(theirs.fileno(),),
             )
             theirs.close()
-            if self.cpus:  # before it reads its start and starts threads, which inherit
-                os.sched_setaffinity(self.process.pid, self.cpus)
             reader, self._writer = await asyncio.open_connection(sock=ours)
             start = (self.settings, self.rules, self.changelog, self.initial_forest)
             self._writer.write(encode(start))
