@@ -99,8 +99,12 @@ def create_topics(env: dict[str, str]) -> None:
 
 
 def drain_rate(process: subprocess.Popen[Any], env: dict[str, str], group: str) -> float:
-    """Events/s of ``process`` draining the orders topic, from its first commit to its
-    last (start-up excluded, the same way for every contender)."""
+    """Events/s of ``process`` draining the orders topic: the committed offsets' slope from
+    its first commit to its last before the one that completes the drain. Start-up is
+    left out, and so is that last commit, which comes up to a commit interval (1 s of a
+    ~10 s drain) after the last event, depending on where the interval falls: measured
+    to it, the trivial agent's rate was 17,500 or 19,600 events/s from one round to the
+    next with nothing else changed."""
     return asyncio.run(_drain_rate(process, env, group))
 
 
@@ -108,7 +112,7 @@ async def _drain_rate(process: subprocess.Popen[Any], env: dict[str, str], group
     bootstrap = env["SETTLEGUARD_KAFKA_BOOTSTRAP"]
     ends = await end_offsets(bootstrap, [env["SETTLEGUARD_ORDERS_TOPIC"]])
     total = sum(ends.values())
-    first: tuple[float, int] | None = None
+    seen: list[tuple[float, int]] = []  # (when, events committed), at each new commit
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)  # one client: polling is cheap
     await admin.start()
     try:
@@ -121,11 +125,13 @@ async def _drain_rate(process: subprocess.Popen[Any], env: dict[str, str], group
                 await asyncio.sleep(0.2)
                 continue
             count = sum(min(offsets[tp].offset, end) for tp, end in ends.items() if tp in offsets)
-            now = time.monotonic()
-            if first is None and count > 0:
-                first = (now, count)
-            if count >= total and first is not None:
-                return (total - first[1]) / (now - first[0])
+            if count > (seen[-1][1] if seen else 0):
+                seen.append((time.monotonic(), count))
+            if count >= total:
+                if len(seen) < 3:
+                    raise SystemExit("the drain took under 3 commits: use more --days")
+                (start, done), (end, last) = seen[0], seen[-2]
+                return (last - done) / (end - start)
             await asyncio.sleep(0.1)
     finally:
         await admin.close()
