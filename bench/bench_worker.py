@@ -10,9 +10,9 @@ throughput: pre-fills a topic with a simulated stream, then drains it with a tri
   shared: one drain can be 10% off); prints events/s of both and their ratio per round,
   and the median ratio (targets: >= 0.8 of the trivial agent, >= 8,000 events/s). The
   trivial agent gets the worker's consumer settings, event loop and sensors
-  (stream/faust_tuning.py). Rates run from the first commit to the last (commits every
-  second): 180 days of 45 outlets (186,812 events) keep that second small against the
-  drain.
+  (stream/faust_tuning.py). Rates are the committed offsets' slope while draining
+  (commits every second; see ``drain_rate``): 180 days of 45 outlets (186,812 events)
+  give each drain ~10 of them.
 latency: publishes the stream at a steady rate and reads the alerts topic meanwhile;
   prints p50/p95/p99 from producing a settlement to receiving the alert it triggered
   (target: p99 <= 500 ms at 1,000 events/s). Alerts a later event triggers (a grace
