@@ -21,7 +21,6 @@ starts, so importing this module is free of side effects.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,7 +43,7 @@ from stream.flow_watchdog import drop_duplicate_acks, resume_left_out
 from stream.health import Progress
 from stream.lag import ConsumerLag
 from stream.pipeline import Outputs
-from stream.replay import partition_for
+from stream.replay import partitioner
 from stream.rules_topic import follow_rules
 from stream.topics import input_topics
 from stream.verdict_relay import relay_verdicts
@@ -110,9 +109,7 @@ def create_app(
         value_type=bytes,
         extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)},
     )
-    partition_of = functools.lru_cache(maxsize=1 << 20)(
-        lambda outlet_id: partition_for(outlet_id, settings.topic_partitions)
-    )
+    partition_of = partitioner(settings.topic_partitions)
     metrics = Metrics(registry)
     forward_detection_metrics = metrics.forward_detection()
     progress = Progress(settings.stall_seconds)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import functools
 import logging
 import multiprocessing
 import os
@@ -55,7 +54,7 @@ from config.rules import Rules
 from config.settings import Settings
 from models.detectors.forest import ForestModel
 from stream.pipeline import Message, Outputs, Pipeline, warm_up_training
-from stream.replay import collect_rarely, partition_for
+from stream.replay import collect_rarely, partitioner
 from stream.state_writer import StateWriter
 from stream.table_stores import Batch, TableStores, items_with_prefix, partition_of_key
 
@@ -354,9 +353,7 @@ class Detection:
         )
         self._taken: Batch | None = None  # the checkpoint being written
         self._writing: Future[None] | None = None  # its state records
-        partition_of = functools.lru_cache(maxsize=1 << 20)(
-            lambda outlet_id: partition_for(outlet_id, settings.topic_partitions)
-        )
+        partition_of = partitioner(settings.topic_partitions)
         self.stores = TableStores(self.table, partition_of, scan=self.table.scan)
         self.metrics = Metrics(CollectorRegistry())
         self.training = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))

@@ -41,6 +41,13 @@ def partition_for(outlet_id: str, partitions: int) -> int:
     return (murmur2(outlet_id.encode()) & 0x7FFFFFFF) % partitions
 
 
+def partitioner(partitions: int) -> Callable[[str], int]:
+    """``partition_for`` over ``partitions``, remembered per outlet (asked per event)."""
+    return functools.lru_cache(maxsize=1 << 20)(
+        lambda outlet_id: partition_for(outlet_id, partitions)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ReplaySummary:
     """What a replay saw: lines, events by kind, dead letters, re-deliveries, alerts."""
@@ -128,9 +135,7 @@ def replay(
     metrics = Metrics(CollectorRegistry())
     intake = Intake(metrics)
     stores = stores if stores is not None else MemoryStores()
-    stores.partition_of = functools.lru_cache(maxsize=1 << 20)(
-        lambda outlet_id: partition_for(outlet_id, partitions)
-    )
+    stores.partition_of = partitioner(partitions)
     engine = Engine(rules, stores, initial_forest=initial_forest, on_claim=on_claim)
     severities: dict[str, int] = {}
     lines = unreported = 0

@@ -3,8 +3,6 @@ inputs advancing event time, rule switches; and the /healthz progress rules."""
 
 from __future__ import annotations
 
-import functools
-
 import orjson
 from events_factory import EventFactory
 from prometheus_client import CollectorRegistry
@@ -13,7 +11,7 @@ from alerts.metrics import Metrics
 from config.rules import Rules
 from stream.health import Progress
 from stream.pipeline import Message, Pipeline
-from stream.replay import partition_for
+from stream.replay import partition_for, partitioner
 from stream.table_stores import TableStores
 
 REKEY = "by-outlet"
@@ -29,8 +27,7 @@ class Clock:
 
 
 def pipeline(clock: Clock, idle_seconds: float = 60.0) -> Pipeline:
-    partition_of = functools.lru_cache(maxsize=None)(lambda o: partition_for(o, 4))
-    stores = TableStores({}, partition_of)
+    stores = TableStores({}, partitioner(4))
     metrics = Metrics(CollectorRegistry())
     return Pipeline(Rules(), stores, metrics, REKEY, VERDICTS, idle_seconds, clock=clock)
 
